@@ -52,25 +52,25 @@ __all__ = [
 DEFAULT_ACTOR = "urn:li:corpuser:datahub"
 
 
-class DataProcessType(str, enum.Enum):
+class DataProcessType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     BATCH_SCHEDULED = "BATCH_SCHEDULED"
     BATCH_AD_HOC = "BATCH_AD_HOC"
     STREAMING = "STREAMING"
 
 
-class DataProcessRunStatus(str, enum.Enum):
+class DataProcessRunStatus(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     STARTED = "STARTED"
     COMPLETE = "COMPLETE"
 
 
-class RunResultType(str, enum.Enum):
+class RunResultType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     SKIPPED = "SKIPPED"
     UP_FOR_RETRY = "UP_FOR_RETRY"
 
 
-class OwnershipType(str, enum.Enum):
+class OwnershipType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     TECHNICAL_OWNER = "TECHNICAL_OWNER"
     BUSINESS_OWNER = "BUSINESS_OWNER"
     DATA_STEWARD = "DATA_STEWARD"
@@ -92,8 +92,12 @@ def _opt_tuple(value: Any) -> tuple[Any, ...] | None:
     return tuple(value) if value is not None else None
 
 
-def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return dict(value) if value else {}
+def _frozen_map(value: Mapping[str, object] | None) -> Mapping[str, str]:
+    """A private copy; DataHub's maps are string to string, so keys and values become str
+    (None values are dropped, like None fields)."""
+    if not value:
+        return {}
+    return {str(k): v if v.__class__ is str else str(v) for k, v in value.items() if v is not None}
 
 
 # Field metadata key: wrap the value as a one-key union object, e.g. {"string": "COMMAND"}.
@@ -268,9 +272,7 @@ class DataJobInputOutput(Aspect):
     input_datasets: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     input_dataset_edges: tuple[Edge, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     output_datasets: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    output_dataset_edges: tuple[Edge, ...] | None = attrs.field(
-        default=None, converter=_opt_tuple
-    )
+    output_dataset_edges: tuple[Edge, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     input_datajobs: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     input_datajob_edges: tuple[Edge, ...] | None = attrs.field(default=None, converter=_opt_tuple)
 
@@ -315,9 +317,7 @@ class BrowsePathsV2(Aspect):
 @attrs.frozen(kw_only=True)
 class DataPlatformInstance(Aspect):
     ASPECT_NAME: ClassVar[str] = "dataPlatformInstance"
-    ENTITY_TYPES: ClassVar[frozenset[str]] = (
-        _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
-    )
+    ENTITY_TYPES: ClassVar[frozenset[str]] = _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
 
     platform: str
     instance: str | None = None
@@ -326,9 +326,7 @@ class DataPlatformInstance(Aspect):
 @attrs.frozen(kw_only=True)
 class SubTypes(Aspect):
     ASPECT_NAME: ClassVar[str] = "subTypes"
-    ENTITY_TYPES: ClassVar[frozenset[str]] = (
-        _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
-    )
+    ENTITY_TYPES: ClassVar[frozenset[str]] = _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
 
     type_names: tuple[str, ...] = attrs.field(converter=_tuple)
 
@@ -336,9 +334,7 @@ class SubTypes(Aspect):
 @attrs.frozen(kw_only=True)
 class Container(Aspect):
     ASPECT_NAME: ClassVar[str] = "container"
-    ENTITY_TYPES: ClassVar[frozenset[str]] = (
-        _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
-    )
+    ENTITY_TYPES: ClassVar[frozenset[str]] = _DPI | _TEMPLATES | {"dataset", "mlModel", "container"}
 
     container: str
 

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-class InstanceRunResult(str, enum.Enum):
+class InstanceRunResult(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     SKIPPED = "SKIPPED"
@@ -341,7 +341,7 @@ class DataProcessInstance:
 
     # -- emitting ----------------------------------------------------------------------------------
 
-    def emit_process_start(
+    def emit_process_start(  # noqa: PLR0917  # the seed API takes these positionally
         self,
         emitter: Any,
         start_timestamp_millis: int,
@@ -355,7 +355,7 @@ class DataProcessInstance:
             self.start_mcps(start_timestamp_millis, attempt, emit_template, materialize_iolets),
         )
 
-    def emit_process_end(
+    def emit_process_end(  # noqa: PLR0917  # the seed API takes these positionally
         self,
         emitter: Any,
         end_timestamp_millis: int,

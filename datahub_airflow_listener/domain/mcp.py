@@ -21,17 +21,11 @@ from typing import Any
 import attrs
 
 from datahub_airflow_listener.domain.aspects import ASPECT_CLASSES, Aspect, aspect_to_dict
+from datahub_airflow_listener.domain.encode import aspect_to_json, dumps
 from datahub_airflow_listener.domain.errors import InvalidAspectError
 from datahub_airflow_listener.domain.urns import parse_urn
 
 __all__ = ["MetadataChangeProposal", "MetadataChangeProposalWrapper", "dumps", "from_wire"]
-
-_DUMPS = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
-
-
-def dumps(obj: Any) -> str:
-    """Canonical compact JSON: ASCII-escaped, no NaN, keys in the order built."""
-    return _DUMPS(obj)
 
 
 def _entity_type_of(urn: str) -> str:
@@ -70,8 +64,13 @@ class MetadataChangeProposal:
     def aspect_dict(self) -> dict[str, Any]:
         return aspect_to_dict(self.aspect)
 
-    def _envelope(self, aspect: dict[str, Any], run_id: str | None, last_observed: int | None,
-                  properties: Mapping[str, str] | None) -> dict[str, Any]:
+    def _envelope(
+        self,
+        aspect: dict[str, Any],
+        run_id: str | None,
+        last_observed: int | None,
+        properties: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
         system: dict[str, Any] = {
             "lastObserved": last_observed if last_observed is not None else int(time.time() * 1000),
             "runId": run_id or "no-run-id-provided",
@@ -95,7 +94,7 @@ class MetadataChangeProposal:
         properties: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The Rest.li envelope for ``ingestProposal``: JSON-ready, aspect as a JSON string."""
-        aspect = {"value": dumps(self.aspect_dict()), "contentType": "application/json"}
+        aspect = {"value": aspect_to_json(self.aspect), "contentType": "application/json"}
         return self._envelope(aspect, run_id, last_observed, properties)
 
     def to_file_form(
@@ -122,7 +121,10 @@ class MetadataChangeProposal:
 
 
 def MetadataChangeProposalWrapper(  # noqa: N802  # the seed's class-like factory name
-    *, entityUrn: str, aspect: Aspect, changeType: str = "UPSERT"  # noqa: N803  # seed names
+    *,
+    entityUrn: str,  # noqa: N803  # seed names
+    aspect: Aspect,
+    changeType: str = "UPSERT",  # noqa: N803  # seed names
 ) -> MetadataChangeProposal:
     """The seed's constructor spelling for :class:`MetadataChangeProposal`."""
     return MetadataChangeProposal(entity_urn=entityUrn, aspect=aspect, change_type=changeType)
@@ -163,7 +165,9 @@ def from_wire(item: Mapping[str, Any]) -> MetadataChangeProposal:
     )
 
 
-def wire_batch(mcps: Iterable[MetadataChangeProposal], *, run_id: str | None = None) -> list[dict[str, Any]]:
+def wire_batch(
+    mcps: Iterable[MetadataChangeProposal], *, run_id: str | None = None
+) -> list[dict[str, Any]]:
     """Serialize many MCPs with one shared lastObserved (what a batch request sends)."""
     now = int(time.time() * 1000)
     return [m.to_wire(run_id=run_id, last_observed=now) for m in mcps]

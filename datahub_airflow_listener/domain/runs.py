@@ -17,7 +17,8 @@ rules below are tested without it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -42,10 +43,20 @@ from datahub_airflow_listener.domain.urns import (
     make_data_process_instance_urn,
 )
 
-__all__ = ["DagRunFacts", "RunMapper", "TaskRunFacts", "dag_run_instance_id", "task_run_instance_id"]
+__all__ = [
+    "DagRunFacts",
+    "RunMapper",
+    "TaskRunFacts",
+    "dag_run_instance_id",
+    "task_run_instance_id",
+]
 
 ORCHESTRATOR: Final = "airflow"
 AD_HOC_RUN_TYPES: Final = frozenset({"manual", "backfill"})
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -58,7 +69,7 @@ class DagRunFacts:
     logical_date: str | None = None
     data_interval_start: str | None = None
     data_interval_end: str | None = None
-    conf_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    conf_keys: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     clear_number: int | None = None
     airflow_version: str = ""
     start_ms: int | None = None
@@ -86,12 +97,25 @@ class TaskRunFacts:
     hostname: str | None = None
     start_ms: int | None = None
     end_ms: int | None = None
-    upstream_task_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    inlets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    outlets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    upstream_task_ids: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    inlets: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    outlets: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     url: str | None = None
     base_url: str | None = None
     run_type: str | None = None
+
+
+# Template urns repeat for every run of a DAG: build each once (bounded; errors are not cached).
+@functools.lru_cache(maxsize=4096)
+def _flow_urn(orchestrator: str, dag_id: str, cluster: str, platform_instance: str | None) -> str:
+    return make_data_flow_urn(orchestrator, dag_id, cluster, platform_instance)
+
+
+@functools.lru_cache(maxsize=16384)
+def _job_urn(
+    orchestrator: str, dag_id: str, task_id: str, cluster: str, platform_instance: str | None
+) -> str:
+    return make_data_job_urn(_flow_urn(orchestrator, dag_id, cluster, platform_instance), task_id)
 
 
 def dag_run_instance_id(dag_id: str, run_id: str) -> str:
@@ -133,10 +157,10 @@ class RunMapper:
     # -- urns -------------------------------------------------------------------------------
 
     def flow_urn(self, dag_id: str) -> str:
-        return make_data_flow_urn(self.orchestrator, dag_id, self.cluster, self.platform_instance)
+        return _flow_urn(self.orchestrator, dag_id, self.cluster, self.platform_instance)
 
     def job_urn(self, dag_id: str, task_id: str) -> str:
-        return make_data_job_urn(self.flow_urn(dag_id), task_id)
+        return _job_urn(self.orchestrator, dag_id, task_id, self.cluster, self.platform_instance)
 
     def dag_run_urn(self, dag_id: str, run_id: str) -> str:
         return make_data_process_instance_urn(
@@ -145,7 +169,9 @@ class RunMapper:
 
     def task_run_urn(self, dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
         return make_data_process_instance_urn(
-            self.orchestrator, self.cluster, task_run_instance_id(dag_id, task_id, run_id, map_index)
+            self.orchestrator,
+            self.cluster,
+            task_run_instance_id(dag_id, task_id, run_id, map_index),
         )
 
     # -- DAG runs -----------------------------------------------------------------------------
@@ -187,7 +213,9 @@ class RunMapper:
         return [
             MetadataChangeProposal(
                 entity_urn=urn,
-                aspect=_complete_event(facts.start_ms, facts.end_ms, 1, result, native),
+                aspect=_complete_event(
+                    facts.start_ms, facts.end_ms, attempt=1, result=result, native_result=native
+                ),
             )
         ]
 
@@ -196,9 +224,13 @@ class RunMapper:
     def task_run_started(self, facts: TaskRunFacts) -> list[MetadataChangeProposal]:
         urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
         start = facts.start_ms if facts.start_ms is not None else _now_ms()
-        instance_id = task_run_instance_id(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
+        instance_id = task_run_instance_id(
+            facts.dag_id, facts.task_id, facts.run_id, facts.map_index
+        )
         props = DataProcessInstanceProperties(
-            name=instance_id if facts.map_index < 0 else f"{facts.dag_id}_{facts.task_id}_{facts.run_id}[{facts.map_index}]",
+            name=instance_id
+            if facts.map_index < 0
+            else f"{facts.dag_id}_{facts.task_id}_{facts.run_id}[{facts.map_index}]",
             type=_run_type(facts.run_type),
             created=AuditStamp(time=start),
             external_url=facts.url,
@@ -219,7 +251,8 @@ class RunMapper:
             ),
         )
         upstream = tuple(
-            self.task_run_urn(facts.dag_id, up, facts.run_id) for up in sorted(facts.upstream_task_ids)
+            self.task_run_urn(facts.dag_id, up, facts.run_id)
+            for up in sorted(facts.upstream_task_ids)
         )
         rel = DataProcessInstanceRelationships(
             parent_template=self.job_urn(facts.dag_id, facts.task_id),
@@ -245,7 +278,12 @@ class RunMapper:
     ) -> list[MetadataChangeProposal]:
         urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
         event = _complete_event(
-            facts.start_ms, facts.end_ms, facts.try_number, result, native_result, facts.url
+            facts.start_ms,
+            facts.end_ms,
+            attempt=facts.try_number,
+            result=result,
+            native_result=native_result,
+            url=facts.url,
         )
         return [MetadataChangeProposal(entity_urn=urn, aspect=event)]
 
@@ -277,13 +315,15 @@ def _dag_run_url(facts: DagRunFacts) -> str | None:
     if facts.base_url:
         from urllib.parse import quote
 
-        return f"{facts.base_url.rstrip('/')}/dags/{quote(facts.dag_id)}/runs/{quote(facts.run_id, safe='')}"
+        base = facts.base_url.rstrip("/")
+        return f"{base}/dags/{quote(facts.dag_id)}/runs/{quote(facts.run_id, safe='')}"
     return None
 
 
 def _complete_event(
     start_ms: int | None,
     end_ms: int | None,
+    *,
     attempt: int,
     result: str,
     native_result: str,

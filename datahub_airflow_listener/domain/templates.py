@@ -184,14 +184,18 @@ class DataFlow:
         _emit_all(emitter, self.generate_mcp())
 
 
+def _to_flow_urn(value: DataFlowUrn | str) -> DataFlowUrn:
+    if isinstance(value, DataFlowUrn):
+        return value
+    return DataFlowUrn.from_string(value, "flow_urn")
+
+
 @attrs.define(kw_only=True)
 class DataJob:
     """A task definition inside a DataFlow, with its declared lineage."""
 
     id: str
-    flow_urn: DataFlowUrn = attrs.field(
-        converter=lambda v: v if isinstance(v, DataFlowUrn) else DataFlowUrn.from_string(str(v))
-    )
+    flow_urn: DataFlowUrn = attrs.field(converter=_to_flow_urn)
     name: str | None = None
     description: str | None = None
     type: str = "COMMAND"

@@ -56,19 +56,39 @@ __all__ = [
 ]
 
 FABRIC_TYPES = frozenset(
-    "CERT CORP DEV EI NON_PROD PRD PRE PROD QA RVW SANDBOX SBX SIT STG TEST TST UAT".split()
+    [
+        "CERT",
+        "CORP",
+        "DEV",
+        "EI",
+        "NON_PROD",
+        "PRD",
+        "PRE",
+        "PROD",
+        "QA",
+        "RVW",
+        "SANDBOX",
+        "SBX",
+        "SIT",
+        "STG",
+        "TEST",
+        "TST",
+        "UAT",
+    ]
 )
 MAX_URN_LENGTH = 512
 _PREFIX = "urn:li:"
 _RESERVED = {",": "%2C", "(": "%28", ")": "%29", "\u241f": "%E2%90%9F"}
 _RESERVED_RE = re.compile("[,()\u241f]")
 _JAVA_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*_ ")
+_JAVA_UNSAFE_ASCII = re.compile(r"[^A-Za-z0-9.\-*_ ]")
+_GUID_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 def datahub_guid(key: Mapping[str, object]) -> str:
-    """md5 hex of the compact, key-sorted, ASCII-escaped JSON of ``key`` with None values dropped."""
+    """md5 hex of the compact, key-sorted, ASCII-escaped JSON of ``key``, None values dropped."""
     cleaned = {k: v for k, v in key.items() if v is not None}
-    text = json.dumps(cleaned, separators=(",", ":"), sort_keys=True)
+    text = _GUID_JSON(cleaned)
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
@@ -80,6 +100,11 @@ def encode_part(value: object, field: str) -> str:
         raise InvalidUrnError(field, value, "must not be empty")
     if value != value.strip():
         raise InvalidUrnError(field, value, "must not start or end with whitespace")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidUrnError(field, value, "is not valid unicode (lone surrogate)") from None
     if _RESERVED_RE.search(value):
         return _RESERVED_RE.sub(lambda m: _RESERVED[m.group(0)], value)
     return value
@@ -87,12 +112,16 @@ def encode_part(value: object, field: str) -> str:
 
 def _encoded_length(urn: str) -> int:
     """Length of ``urn`` after Java's URLEncoder, which is what the server measures."""
-    if urn.isascii() and all(c in _JAVA_SAFE for c in urn):
-        return len(urn)
+    if urn.isascii():
+        return len(urn) + 2 * len(_JAVA_UNSAFE_ASCII.findall(urn))
     return sum(1 if c in _JAVA_SAFE else 3 * len(c.encode("utf-8")) for c in urn)
 
 
 def _check_length(urn: str, field: str) -> str:
+    # Encoding grows a character to at most 3 (ASCII) or 12 (4 UTF-8 bytes) characters: most
+    # urns are too short to need counting.
+    if len(urn) * (3 if urn.isascii() else 12) <= MAX_URN_LENGTH:
+        return urn
     if len(urn) > MAX_URN_LENGTH or _encoded_length(urn) > MAX_URN_LENGTH:
         raise InvalidUrnError(
             field, urn, f"urn is longer than {MAX_URN_LENGTH} characters once URL-encoded"
@@ -148,12 +177,20 @@ class Urn:
         return str(self)
 
     @classmethod
-    def from_string(cls: type[U], text: str) -> U:
-        """Parse ``text``; on a subclass, the entity type must match that subclass."""
-        parsed = parse_urn(text)
+    def from_string(cls: type[U], text: str, field: str = "urn") -> U:
+        """Parse ``text``; on a subclass, the entity type must match that subclass.
+
+        ``field`` names the caller's argument in the error, e.g. ``flow_urn``.
+        """
+        try:
+            parsed = parse_urn(text)
+        except InvalidUrnError as exc:
+            if field == "urn":
+                raise
+            raise InvalidUrnError(field, text, exc.reason) from None
         if cls is not Urn and not isinstance(parsed, cls):
             raise InvalidUrnError(
-                "urn", text, f"expected a {cls.ENTITY_TYPE} urn, got {parsed.entity_type}"
+                field, text, f"expected a {cls.ENTITY_TYPE} urn, got {parsed.entity_type}"
             )
         return parsed  # type: ignore[return-value]  # checked by isinstance above
 
@@ -173,8 +210,9 @@ class DataPlatformUrn(Urn):
 
     @classmethod
     def create(cls, platform: str) -> DataPlatformUrn:
-        if isinstance(platform, str) and platform.startswith(f"{_PREFIX}dataPlatform:"):
-            return cls.from_string(platform)
+        """From a platform name (``hive``) or an existing dataPlatform urn."""
+        if isinstance(platform, str) and platform.startswith(_PREFIX):
+            return cls.from_string(platform, "platform")
         return cls(entity_type=cls.ENTITY_TYPE, parts=(encode_part(platform, "platform"),))
 
     @property
@@ -213,7 +251,9 @@ class DatasetUrn(Urn):
             name = f"{platform_instance}.{name}" if isinstance(name, str) else name
         fabric = env.upper() if isinstance(env, str) else env
         if fabric not in FABRIC_TYPES:
-            raise InvalidUrnError("env", env, f"not a DataHub fabric ({', '.join(sorted(FABRIC_TYPES))})")
+            raise InvalidUrnError(
+                "env", env, f"not a DataHub fabric ({', '.join(sorted(FABRIC_TYPES))})"
+            )
         urn = cls(entity_type=cls.ENTITY_TYPE, parts=(plat, encode_part(name, "name"), fabric))
         _check_length(str(urn), "name")
         return urn
@@ -265,7 +305,10 @@ class DataFlowUrn(Urn):
         cluster: str = "prod",
         platform_instance: str | None = None,
     ) -> DataFlowUrn:
-        """``urn:li:dataFlow:(<orchestrator>,[<instance>.]<flow_id>,<cluster>)``; cluster kept as given."""
+        """``urn:li:dataFlow:(<orchestrator>,[<instance>.]<flow_id>,<cluster>)``.
+
+        The cluster is kept as given (DataHub does not upper-case it).
+        """
         if platform_instance is not None:
             encode_part(platform_instance, "platform_instance")
             if isinstance(flow_id, str):
@@ -316,7 +359,10 @@ class DataJobUrn(Urn):
 
     @classmethod
     def create(cls, flow_urn: DataFlowUrn | str, job_id: str) -> DataJobUrn:
-        flow = flow_urn if isinstance(flow_urn, DataFlowUrn) else DataFlowUrn.from_string(flow_urn)
+        if isinstance(flow_urn, DataFlowUrn):
+            flow = flow_urn
+        else:
+            flow = DataFlowUrn.from_string(flow_urn, "flow_urn")
         urn = cls(entity_type=cls.ENTITY_TYPE, parts=(str(flow), encode_part(job_id, "job_id")))
         _check_length(str(urn), "job_id")
         return urn
@@ -374,8 +420,8 @@ class _OnePartUrn(Urn):
     @classmethod
     def create(cls: type[U], value: str) -> U:
         """Build from the bare value, or accept an existing urn of this type."""
-        if isinstance(value, str) and value.startswith(f"{_PREFIX}{cls.ENTITY_TYPE}:"):
-            return cls.from_string(value)
+        if isinstance(value, str) and value.startswith(_PREFIX):
+            return cls.from_string(value, cls.FIELD)  # type: ignore[attr-defined]  # FIELD is on _OnePartUrn
         urn = cls(entity_type=cls.ENTITY_TYPE, parts=(encode_part(value, cls.FIELD),))  # type: ignore[attr-defined]  # FIELD is on _OnePartUrn
         _check_length(str(urn), cls.FIELD)  # type: ignore[attr-defined]  # FIELD is on _OnePartUrn
         return urn
@@ -500,10 +546,16 @@ def make_tag_urn(tag: str) -> str:
 
 
 def make_user_urn(user: str) -> str:
+    """A corpuser urn; an existing user or group urn is returned as is (owners may be either)."""
+    if isinstance(user, str) and user.startswith(f"{_PREFIX}corpGroup:"):
+        return str(CorpGroupUrn.create(user))
     return str(CorpUserUrn.create(user))
 
 
 def make_group_urn(group: str) -> str:
+    """A corpGroup urn; an existing user or group urn is returned as is (owners may be either)."""
+    if isinstance(group, str) and group.startswith(f"{_PREFIX}corpuser:"):
+        return str(CorpUserUrn.create(group))
     return str(CorpGroupUrn.create(group))
 
 

@@ -1,0 +1,462 @@
+"""The ``[datahub]`` section of airflow.cfg (and ``AIRFLOW__DATAHUB__*``), read once per process.
+
+Keys, defaults and meaning (names shared with the official DataHub Airflow plugin keep its
+meaning, so an existing airflow.cfg carries over):
+
+=============================  ========================  ==========================================
+key                            default                   meaning
+=============================  ========================  ==========================================
+enabled                        true                      master switch (read at process start)
+conn_id                        datahub_rest_default      connection id(s), comma-separated; all get
+                                                         every event. Missing -> the local store.
+cluster                        prod                      DataHub cluster of flows/jobs/runs
+platform_instance              (none)                    prefixes the flow id as ``<inst>.<dag>``
+capture_executions             true                      emit process instances (false: nothing)
+capture_ownership_info         true                      for DataFlow/DataJob templates
+capture_ownership_as_group     false                     owners as corpGroup instead of corpuser
+capture_tags_info              true                      DAG tags as DataHub tags
+capture_airflow_assets         true                      map Airflow Assets/Datasets in iolets
+materialize_iolets             true                      create/undelete datasets named in iolets
+dag_filter_pattern             {"allow": [".*"]}         allow/deny regex JSON on dag ids; the
+                                                         official ``dag_filter_str`` is honoured
+dataset_pattern                {"allow": [".*"]}         allow/deny regex JSON on dataset urns
+flush_timeout_sec              2                         deadline of the flush at process end
+outbox_max_rows                100000                    bound of the local outbox (oldest dropped)
+outbox_path                    $AIRFLOW_HOME/datahub     directory of the outbox / local store
+kill_switch_file               <outbox_path>/disabled    this file existing disables every hook
+=============================  ========================  ==========================================
+
+Allow/deny JSON has the official plugin's shape: ``{"allow": [...], "deny": [...],
+"ignoreCase": true}``; deny wins; patterns are ``re.match``-ed (anchored at the start).
+
+A malformed value or an unknown key gets ONE warning naming the key and the default is used:
+the plugin never stops Airflow from starting. Keys of the official plugin that this plugin
+does not use are listed in one INFO line.
+
+**Kill switch, without a restart** (:func:`kill_switch_engaged`, checked at the top of every
+hook, cost: one dict lookup and one ``stat``):
+
+* the file ``kill_switch_file`` exists (``touch $AIRFLOW_HOME/datahub/disabled``): every
+  process on that machine (or sharing that volume) stops emitting at its next hook, and
+  resumes when the file is removed;
+* the official plugin's switch ``AIRFLOW_VAR_DATAHUB_AIRFLOW_PLUGIN_DISABLE_LISTENER=true`` is
+  honoured with the same semantics it documents (read from the process environment). It is
+  deliberately NOT read as an Airflow Variable from the metadata DB: that would be one query per
+  hook, and inside a scheduler hook a new session is the scheduler's own (see compat).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OFFICIAL_KILL_SWITCH_ENV",
+    "AllowDeny",
+    "DatahubConfig",
+    "get_config",
+    "kill_switch_engaged",
+    "load_config",
+    "reset_config",
+]
+
+SECTION: Final = "datahub"
+OFFICIAL_KILL_SWITCH_ENV: Final = "AIRFLOW_VAR_DATAHUB_AIRFLOW_PLUGIN_DISABLE_LISTENER"
+DEFAULT_CONN_ID: Final = "datahub_rest_default"
+KILL_SWITCH_FILENAME: Final = "disabled"
+
+# Keys the official plugin reads that mean nothing here (lineage extraction, SQL parsing,
+# debugging): accepted silently but for one INFO line, so a shared airflow.cfg works.
+_OFFICIAL_ONLY_KEYS: Final = frozenset(
+    {
+        "datahub_conn_id",
+        "datajob_url_link",
+        "debug_emitter",
+        "disable_openlineage_plugin",
+        "enable_datajob_lineage",
+        "enable_extractors",
+        "enable_multi_statement_sql_parsing",
+        "extract_athena_operator",
+        "extract_bigquery_insert_job_operator",
+        "extract_teradata_operator",
+        "graceful_exceptions",
+        "log_level",
+        "patch_sql_parser",
+        "render_templates",
+    }
+)
+
+_TRUE: Final = frozenset({"true", "t", "1", "yes", "y", "on"})
+_FALSE: Final = frozenset({"false", "f", "0", "no", "n", "off"})
+
+
+@attrs.frozen(kw_only=True)
+class AllowDeny:
+    """Allow/deny regexes, shaped like the official plugin's ``AllowDenyPattern``."""
+
+    allow: tuple[str, ...] = (".*",)
+    deny: tuple[str, ...] = ()
+    ignore_case: bool = True
+    _compiled: tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]] = attrs.field(
+        init=False, repr=False, eq=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        flags = re.IGNORECASE if self.ignore_case else 0
+        compiled = (
+            tuple(re.compile(p, flags) for p in self.allow),
+            tuple(re.compile(p, flags) for p in self.deny),
+        )
+        object.__setattr__(self, "_compiled", compiled)
+
+    @property
+    def allows_all(self) -> bool:
+        return not self.deny and ".*" in self.allow
+
+    def allowed(self, value: str) -> bool:
+        allow, deny = self._compiled
+        if any(p.match(value) for p in deny):
+            return False
+        return any(p.match(value) for p in allow)
+
+    @classmethod
+    def from_json(cls, text: str) -> AllowDeny:
+        """Parse ``{"allow": [...], "deny": [...], "ignoreCase": bool}``; ValueError if bad."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object with 'allow' and/or 'deny'")
+        unknown = set(data) - {"allow", "deny", "ignoreCase", "ignore_case"}
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        allow = data.get("allow", [".*"])
+        deny = data.get("deny", [])
+        for name, value in (("allow", allow), ("deny", deny)):
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise ValueError(f"'{name}' must be a list of regex strings")
+        ignore_case = data.get("ignoreCase", data.get("ignore_case", True))
+        if not isinstance(ignore_case, bool):
+            raise ValueError("'ignoreCase' must be true or false")
+        try:
+            return cls(allow=tuple(allow), deny=tuple(deny), ignore_case=ignore_case)
+        except re.error as exc:
+            raise ValueError(f"bad regex: {exc}") from None
+
+
+def _default_home() -> str:
+    home = os.environ.get("AIRFLOW_HOME")
+    if not home:
+        try:
+            from airflow.configuration import AIRFLOW_HOME
+
+            home = str(AIRFLOW_HOME)
+        except Exception:
+            home = os.path.expanduser("~/airflow")
+    return home
+
+
+@attrs.frozen(kw_only=True)
+class DatahubConfig:
+    """The plugin's settings for one process; built by :func:`load_config` / :func:`get_config`."""
+
+    enabled: bool = True
+    conn_ids: tuple[str, ...] = (DEFAULT_CONN_ID,)
+    # True when conn_id was set explicitly: a missing connection is then worth a warning.
+    conn_id_explicit: bool = False
+    cluster: str = "prod"
+    platform_instance: str | None = None
+    capture_executions: bool = True
+    capture_ownership_info: bool = True
+    capture_ownership_as_group: bool = False
+    capture_tags_info: bool = True
+    capture_airflow_assets: bool = True
+    materialize_iolets: bool = True
+    dag_filter_pattern: AllowDeny = attrs.field(factory=AllowDeny)
+    dataset_pattern: AllowDeny = attrs.field(factory=AllowDeny)
+    flush_timeout_sec: float = 2.0
+    outbox_max_rows: int = 100_000
+    outbox_path: str = attrs.field(factory=lambda: os.path.join(_default_home(), "datahub"))
+    kill_switch_file: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.kill_switch_file:
+            path = os.path.join(self.outbox_path, KILL_SWITCH_FILENAME)
+            object.__setattr__(self, "kill_switch_file", path)
+
+    def dag_allowed(self, dag_id: str) -> bool:
+        return self.dag_filter_pattern.allowed(dag_id)
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads raw values and reports each problem once (per key, per process)."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self.raw = raw
+
+    def text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def parse(self, key: str, default: Any, parser: Callable[[str], Any]) -> Any:
+        value = self.text(key)
+        if value is None:
+            return default
+        try:
+            return parser(value)
+        except (ValueError, TypeError) as exc:
+            _warn_once(key, f"[{SECTION}] {key} = {value!r} is invalid ({exc}); using {default!r}")
+            return default
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _conn_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not ids:
+        raise ValueError("no connection id")
+    return ids
+
+
+def _cluster(text: str) -> str:
+    if any(ch in text for ch in ",()") or text != text.strip():
+        raise ValueError("must not contain ',', '(' or ')'")
+    return text
+
+
+_KNOWN_KEYS: Final = frozenset(
+    {
+        "enabled",
+        "conn_id",
+        "cluster",
+        "platform_instance",
+        "capture_executions",
+        "capture_ownership_info",
+        "capture_ownership_as_group",
+        "capture_tags_info",
+        "capture_airflow_assets",
+        "materialize_iolets",
+        "dag_filter_pattern",
+        "dag_filter_str",
+        "dataset_pattern",
+        "flush_timeout_sec",
+        "outbox_max_rows",
+        "outbox_path",
+        "kill_switch_file",
+    }
+)
+
+
+def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
+    """Build the config from raw ``{key: text}`` values. Never raises; warns once per bad key."""
+    r = _Reader({k.lower(): v for k, v in raw.items() if isinstance(v, str)})
+    unknown = sorted(set(r.raw) - _KNOWN_KEYS - _OFFICIAL_ONLY_KEYS)
+    for key in unknown:
+        _warn_once(key, f"[{SECTION}] unknown key {key!r} is ignored")
+    official_only = sorted(set(r.raw) & _OFFICIAL_ONLY_KEYS)
+    if official_only:
+        _info_once(
+            "official-only",
+            f"[{SECTION}] keys of the official DataHub plugin not used by this plugin: "
+            + ", ".join(official_only),
+        )
+
+    defaults = DatahubConfig(outbox_path="")
+    conn_text = r.text("conn_id")
+    dag_key = "dag_filter_pattern"
+    if r.text("dag_filter_pattern") is None and r.text("dag_filter_str") is not None:
+        dag_key = "dag_filter_str"
+    elif r.text("dag_filter_pattern") is not None and r.text("dag_filter_str") is not None:
+        _warn_once(
+            "dag_filter_str",
+            f"[{SECTION}] both dag_filter_pattern and dag_filter_str are set; "
+            "using dag_filter_pattern",
+        )
+    outbox_path = r.parse("outbox_path", "", os.path.expanduser) or os.path.join(
+        _default_home(), "datahub"
+    )
+    return DatahubConfig(
+        enabled=r.parse("enabled", True, _bool),
+        conn_ids=r.parse("conn_id", defaults.conn_ids, _conn_ids),
+        conn_id_explicit=conn_text is not None,
+        cluster=r.parse("cluster", defaults.cluster, _cluster),
+        platform_instance=r.text("platform_instance"),
+        capture_executions=r.parse("capture_executions", True, _bool),
+        capture_ownership_info=r.parse("capture_ownership_info", True, _bool),
+        capture_ownership_as_group=r.parse("capture_ownership_as_group", False, _bool),
+        capture_tags_info=r.parse("capture_tags_info", True, _bool),
+        capture_airflow_assets=r.parse("capture_airflow_assets", True, _bool),
+        materialize_iolets=r.parse("materialize_iolets", True, _bool),
+        dag_filter_pattern=r.parse(dag_key, AllowDeny(), AllowDeny.from_json),
+        dataset_pattern=r.parse("dataset_pattern", AllowDeny(), AllowDeny.from_json),
+        flush_timeout_sec=r.parse("flush_timeout_sec", 2.0, _positive_float),
+        outbox_max_rows=r.parse("outbox_max_rows", 100_000, _positive_int),
+        outbox_path=outbox_path,
+        kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
+    )
+
+
+def read_raw_section() -> dict[str, str]:
+    """Every ``[datahub]`` value Airflow can see: airflow.cfg, ``AIRFLOW__DATAHUB__*``
+    (including ``_CMD`` / ``_SECRET`` forms), as text.
+
+    ``conf.getsection`` misses environment-only keys when airflow.cfg has no ``[datahub]``
+    section (2.x), so known keys are read one by one with ``conf.get`` and the environment is
+    scanned for the names of unknown ones.
+    """
+    from airflow.configuration import conf
+
+    names: set[str] = set(_KNOWN_KEYS | _OFFICIAL_ONLY_KEYS)
+    try:
+        section = conf.getsection(SECTION) or {}
+        names.update(str(k).lower() for k in section)
+    except Exception:
+        section = {}
+    prefix = f"AIRFLOW__{SECTION.upper()}__"
+    for env_name in os.environ:
+        if env_name.startswith(prefix):
+            key = env_name[len(prefix) :].lower()
+            for suffix in ("_cmd", "_secret"):
+                if key.endswith(suffix):
+                    key = key[: -len(suffix)]
+            names.add(key)
+    raw: dict[str, str] = {}
+    for key in sorted(names):
+        try:
+            value = conf.get(SECTION, key, fallback=None)
+        except Exception as exc:  # a failing _CMD, a broken secrets backend...
+            _warn_once(key, f"[{SECTION}] {key} could not be read ({exc}); using the default")
+            continue
+        if value is not None:
+            raw[key] = str(value)
+    return raw
+
+
+# -- once-only messages ---------------------------------------------------------------------------
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def _first_time(tag: str) -> bool:
+    with _said_lock:
+        if tag in _said:
+            return False
+        _said.add(tag)
+        return True
+
+
+def _warn_once(key: str, message: str) -> None:
+    if _first_time(f"warn:{key}"):
+        log.warning("datahub-airflow-listener: %s", message)
+
+
+def _info_once(tag: str, message: str) -> None:
+    if _first_time(f"info:{tag}"):
+        log.info("datahub-airflow-listener: %s", message)
+
+
+# -- the cached process config --------------------------------------------------------------------
+
+_config: DatahubConfig | None = None
+_config_lock = threading.Lock()
+
+
+def load_config() -> DatahubConfig:
+    """Read and parse the section now (no cache). Never raises."""
+    try:
+        raw = read_raw_section()
+    except Exception as exc:
+        _warn_once("<section>", f"[{SECTION}] could not be read ({exc}); using defaults")
+        raw = {}
+    config = parse_config(raw)
+    if config.enabled:
+        _warn_if_official_plugin_active()
+    return config
+
+
+def get_config() -> DatahubConfig:
+    """The process's config, built on first use and then cached."""
+    global _config  # noqa: PLW0603 -- one config per process, by design
+    config = _config
+    if config is None:
+        with _config_lock:
+            config = _config
+            if config is None:
+                config = _config = load_config()
+    return config
+
+
+def reset_config(config: DatahubConfig | None = None) -> None:
+    """Drop the cached config (the next :func:`get_config` re-reads it), or pin ``config``."""
+    global _config  # noqa: PLW0603 -- one config per process, by design
+    with _config_lock:
+        _config = config
+
+
+def kill_switch_engaged(config: DatahubConfig) -> bool:
+    """True if emission is switched off right now (no restart needed). One env lookup + one stat."""
+    flag = os.environ.get(OFFICIAL_KILL_SWITCH_ENV)
+    if flag is not None and flag.strip().lower() in _TRUE:
+        return True
+    try:
+        os.stat(config.kill_switch_file)
+    except OSError:
+        return False
+    return True
+
+
+def _warn_if_official_plugin_active() -> None:
+    """Warn once when the official DataHub plugin would emit too (same [datahub] section)."""
+    import importlib.util
+
+    try:
+        installed = importlib.util.find_spec("datahub_airflow_plugin") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        return
+    flag = os.environ.get(OFFICIAL_KILL_SWITCH_ENV, "").strip().lower()
+    if flag in _TRUE:
+        return
+    _warn_once(
+        "official-plugin",
+        "the official DataHub Airflow plugin (datahub_airflow_plugin) is installed and enabled "
+        "too; both will emit runs of the same DAGs (task runs to the same urns). Uninstall "
+        "acryl-datahub-airflow-plugin to use only this plugin.",
+    )

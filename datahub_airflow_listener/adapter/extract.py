@@ -1,0 +1,258 @@
+"""Plain values out of Airflow objects: DagRun -> DagRunFacts, TaskInstance -> TaskRunFacts.
+
+Every function here is defensive: any attribute of any Airflow object may be missing, of a
+different type on another release, or raise when touched; the result then lacks that value
+rather than the hook failing. Nothing here writes anywhere or opens a database session
+(reading the task instances of a finished DAG run goes through :mod:`.compat`).
+
+Inlets/outlets become dataset urns through :func:`iolet_urn`, the ONE hook point for lineage
+annotations: today it takes urn strings and objects with a ``.urn`` string (this package's
+``entities.Dataset`` / ``Urn``, the official plugin's entities); Airflow Assets/Datasets are
+recognised and handed to :func:`asset_urn`, which the asset-mapping issue fills in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+from datahub_airflow_listener.adapter import compat
+from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FINISHED_STATES",
+    "asset_urn",
+    "dag_run_facts",
+    "dag_run_result",
+    "iolet_urn",
+    "iolet_urns",
+    "result_for_state",
+    "task_run_facts",
+]
+
+# Task states after which no end hook will come for the try.
+FINISHED_STATES: Final = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+# DataHub result for each final Airflow task state. upstream_failed and removed tasks never
+# ran, so they are SKIPPED (nativeResultType keeps Airflow's exact state).
+_RESULTS: Final = {
+    "success": "SUCCESS",
+    "failed": "FAILURE",
+    "up_for_retry": "UP_FOR_RETRY",
+    "skipped": "SKIPPED",
+    "upstream_failed": "SKIPPED",
+    "removed": "SKIPPED",
+}
+
+
+def result_for_state(state: Any, *, ran: bool = True) -> tuple[str, str]:
+    """(DataHub result, native result) for a task's final state.
+
+    A state that is not final when the DAG run ends (running, queued, deferred, none...) means
+    the try was abandoned: FAILURE if it had started running (``ran``), else SKIPPED.
+    """
+    native = compat.enum_value(state) or "none"
+    result = _RESULTS.get(native)
+    if result is None:
+        result = "FAILURE" if ran else "SKIPPED"
+    return result, native
+
+
+def dag_run_result(state: Any) -> tuple[str, str]:
+    """(DataHub result, native result) of a finished DAG run."""
+    native = compat.enum_value(state) or "none"
+    return ("SUCCESS" if native == "success" else "FAILURE"), native
+
+
+# -- small readers ---------------------------------------------------------------------------------
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    value = compat.enum_value(value)
+    return value or None
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+# -- DAG runs -------------------------------------------------------------------------------------
+
+
+def dag_run_facts(dag_run: Any, *, base_url: str | None = None) -> DagRunFacts | None:
+    """Facts of a DagRun (ORM or task-SDK model); None without a dag_id and run_id."""
+    dag_id = _str(_get(dag_run, "dag_id"))
+    run_id = _str(_get(dag_run, "run_id"))
+    if not dag_id or not run_id:
+        return None
+    conf = _get(dag_run, "conf")
+    conf_keys: tuple[str, ...] = ()
+    if isinstance(conf, dict):
+        conf_keys = tuple(sorted(str(k) for k in conf))
+    logical = _get(dag_run, "logical_date")
+    if logical is None:
+        logical = _get(dag_run, "execution_date")  # 2.x name
+    return DagRunFacts(
+        dag_id=dag_id,
+        run_id=run_id,
+        run_type=compat.run_type_of(dag_run, run_id),
+        logical_date=compat.to_iso(logical),
+        data_interval_start=compat.to_iso(_get(dag_run, "data_interval_start")),
+        data_interval_end=compat.to_iso(_get(dag_run, "data_interval_end")),
+        conf_keys=conf_keys,  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
+        clear_number=_int(_get(dag_run, "clear_number")),
+        airflow_version=compat.airflow_version(),
+        start_ms=compat.to_ms(_get(dag_run, "start_date")),
+        end_ms=compat.to_ms(_get(dag_run, "end_date")),
+        state=_str(_get(dag_run, "state")),
+        url=compat.dag_run_url(base_url, dag_id, run_id) if base_url else None,
+        base_url=base_url,
+    )
+
+
+# -- task instances -------------------------------------------------------------------------------
+
+
+def task_run_facts(
+    ti: Any,
+    *,
+    task: Any = None,
+    dag_run: Any = None,
+    base_url: str | None = None,
+    include_iolets: bool = True,
+) -> TaskRunFacts | None:
+    """Facts of one task try; None without dag_id, task_id and run_id.
+
+    ``task`` is the operator (from the instance, or the DAG the scheduler attached to the run);
+    without it there are no upstream ids or iolets. ``try_number`` is taken as Airflow reports
+    it: on 2.10+ and 3.x every hook of one try sees the same value.
+    """
+    dag_id = _str(_get(ti, "dag_id"))
+    task_id = _str(_get(ti, "task_id"))
+    run_id = _str(_get(ti, "run_id"))
+    if not dag_id or not task_id or not run_id:
+        return None
+    map_index = _int(_get(ti, "map_index"), -1)
+    if map_index is None:
+        map_index = -1
+    try_number = _int(_get(ti, "try_number"), 1) or 1
+    max_tries = _int(_get(ti, "max_tries"))
+    upstream: tuple[str, ...] = ()
+    inlets: tuple[str, ...] = ()
+    outlets: tuple[str, ...] = ()
+    if task is not None:
+        ids = _get(task, "upstream_task_ids")
+        if isinstance(ids, Iterable) and not isinstance(ids, str | bytes):
+            upstream = tuple(sorted(str(i) for i in ids))
+        if include_iolets:
+            inlets = iolet_urns(_get(task, "inlets"))
+            outlets = iolet_urns(_get(task, "outlets"))
+    operator = _str(_get(task, "task_type")) or _str(_get(ti, "operator"))
+    return TaskRunFacts(
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        map_index=map_index,
+        try_number=try_number,
+        max_tries=max_tries,
+        state=_str(_get(ti, "state")),
+        operator=operator,
+        pool=_str(_get(ti, "pool")) or _str(_get(task, "pool")),
+        queue=_str(_get(ti, "queue")) or _str(_get(task, "queue")),
+        executor=_str(_get(ti, "executor")) or _str(_get(task, "executor")),
+        hostname=_str(_get(ti, "hostname")),
+        start_ms=compat.to_ms(_get(ti, "start_date")),
+        end_ms=compat.to_ms(_get(ti, "end_date")),
+        upstream_task_ids=upstream,  # type: ignore[arg-type]  # as conf_keys above
+        inlets=inlets,  # type: ignore[arg-type]
+        outlets=outlets,  # type: ignore[arg-type]
+        url=(
+            compat.task_log_url(
+                base_url,
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                map_index=map_index,
+                try_number=try_number,
+            )
+            if base_url
+            else None
+        ),
+        base_url=base_url,
+        run_type=compat.run_type_of(dag_run, run_id),
+    )
+
+
+# -- inlets / outlets -----------------------------------------------------------------------------
+
+
+def iolet_urns(values: Any) -> tuple[str, ...]:
+    """Dataset urns of a task's inlets or outlets, in order, without duplicates."""
+    if values is None or isinstance(values, str | bytes):
+        values = [values] if isinstance(values, str) else []
+    try:
+        items = list(values)
+    except TypeError:
+        items = [values]
+    urns: dict[str, None] = {}
+    for item in items:
+        try:
+            urn = iolet_urn(item)
+        except Exception:
+            log.debug("unreadable iolet %r", type(item).__name__, exc_info=True)
+            urn = None
+        if urn:
+            urns[urn] = None
+    return tuple(urns)
+
+
+def iolet_urn(item: Any) -> str | None:
+    """The dataset urn of one inlet/outlet, or None if this plugin can't map it (yet).
+
+    The hook point for lineage annotations:
+
+    1. a string that is already a urn (``"urn:li:dataset:(...)"``);
+    2. any object with a ``.urn`` string (this package's ``entities.Dataset`` / ``Urn`` and the
+       official plugin's entities have one);
+    3. an Airflow Asset (3.x) / Dataset (2.x): :func:`asset_urn`.
+    """
+    if isinstance(item, str):
+        text = item.strip()
+        return text if text.startswith("urn:li:") else None
+    urn = _get(item, "urn")
+    if isinstance(urn, str) and urn.startswith("urn:li:"):
+        return urn
+    types = compat.asset_types()
+    if types and isinstance(item, types):
+        return asset_urn(item)
+    return None
+
+
+def asset_urn(asset: Any) -> str | None:
+    """The dataset urn of an Airflow Asset/Dataset. Not mapped yet: returns None.
+
+    The asset-mapping issue replaces this body (URI scheme -> platform, name, env from the
+    configured cluster); callers already route every Asset/Dataset here.
+    """
+    return None

@@ -1,0 +1,321 @@
+"""What the listener does with each hook: guard, extract, map, hand over.
+
+Loaded on the first hook call, not when Airflow imports the plugin (it pulls in the domain
+model and the config). :class:`RunRecorder` holds the only state the listener has: what this
+process already sent (bounded), so a DAG run's STARTED is not re-sent by the process that sent
+it and the DAG-run end knows which tries this process already closed.
+
+Where events come from (see shared AIRFLOW_NOTES):
+
+* DAG run STARTED: ``on_dag_run_running`` in the scheduler. ``airflow dags test`` fires no
+  running hook, so there the first task event of the run emits it (once per process). The
+  end hook re-sends it unless this process sent it: same timestamp, so identical and harmless,
+  and it covers HA schedulers and restarts.
+* Task try STARTED/COMPLETE: the task hooks, in the task process (or, for tries marked in the
+  UI or killed outside Airflow, in the API server / scheduler).
+* No run left open: when a DAG run ends, every task instance that did not (or may not) get
+  its own end event is closed from its final state (:meth:`RunRecorder._close_task_instances`),
+  read through the DagRun's own session without flushing or committing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, Final
+
+import attrs
+
+from datahub_airflow_listener.adapter import compat, extract
+from datahub_airflow_listener.adapter.config import get_config, kill_switch_engaged
+from datahub_airflow_listener.adapter.listener import one_line
+from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunRecorder"]
+
+_MAX_REMEMBERED: Final = 10_000
+
+
+class _Memory:
+    """A bounded, thread-safe map (oldest forgotten first): what this process already sent."""
+
+    def __init__(self, limit: int = _MAX_REMEMBERED) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, key: Hashable, value: Any = None) -> bool:
+        """Remember ``key`` (with ``value``); True if it was new, False if already known."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return False
+            self._items[key] = value
+            if len(self._items) > self._limit:
+                self._items.popitem(last=False)
+            return True
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            return self._items.get(key)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class RunRecorder:
+    """Turns hook calls into MCPs for the dispatcher; remembers what this process sent."""
+
+    def __init__(self) -> None:
+        self._dag_runs_started = _Memory()
+        self._tries_started = _Memory()
+        self._tries_ended = _Memory()
+        self._pid = os.getpid()
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    def starting(self) -> None:
+        runtime = self._runtime()
+        if runtime is not None:
+            runtime.prepare()
+
+    def stopping(self) -> None:
+        runtime = get_runtime(create=False)
+        if runtime is not None:
+            runtime.flush()
+
+    def dag_run_running(self, dag_run: Any) -> None:
+        runtime = self._runtime(extract_dag_id(dag_run))
+        if runtime is None:
+            return
+        facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
+        if facts is None:
+            return
+        self._dag_runs_started.add(_dag_run_key(facts), facts.start_ms)
+        runtime.submit(runtime.mapper.dag_run_started(facts))
+
+    def task_running(self, ti: Any) -> None:
+        runtime = self._runtime(extract_dag_id(ti))
+        if runtime is None:
+            return
+        dag_run = compat.get_dag_run(ti)
+        facts = self._task_facts(runtime, ti, dag_run)
+        if facts is None:
+            return
+        if facts.start_ms is None:  # 2.x ``dags test`` runs tries without a start_date
+            facts = _with(facts, start_ms=_now_ms())
+        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms)
+        self._tries_started.add(_try_key(facts), facts.start_ms)
+        mcps.extend(runtime.mapper.task_run_started(facts))
+        runtime.submit(mcps)
+
+    def task_failed(self, ti: Any) -> None:
+        """In the failed hook the state already says whether a retry follows."""
+        state = compat.enum_value(getattr(ti, "state", None))
+        if state == "up_for_retry":
+            self.task_finished(ti, "UP_FOR_RETRY", "up_for_retry")
+        else:
+            self.task_finished(ti, "FAILURE", state or "failed")
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _runtime(self, dag_id: str | None = None) -> Runtime | None:
+        """The guard: the runtime if this event should be recorded, else None."""
+        config = get_config()
+        if not (config.enabled and config.capture_executions):
+            return None
+        if kill_switch_engaged(config):
+            return None
+        if dag_id is not None and not config.dag_allowed(dag_id):
+            return None
+        if os.getpid() != self._pid:  # forked: the parent's memory of events is not ours
+            self._forget()
+        return get_runtime()
+
+    def _forget(self) -> None:
+        self._pid = os.getpid()
+        self._dag_runs_started.clear()
+        self._tries_started.clear()
+        self._tries_ended.clear()
+
+    def _task_facts(
+        self, runtime: Runtime, ti: Any, dag_run: Any, *, task: Any = None, iolets: bool = True
+    ) -> Any:
+        facts = extract.task_run_facts(
+            ti,
+            task=task if task is not None else compat.get_task(ti),
+            dag_run=dag_run,
+            base_url=runtime.base_url,
+            include_iolets=iolets,
+        )
+        if facts is not None and (facts.inlets or facts.outlets):
+            facts = runtime.filter_datasets(facts)
+        return facts
+
+    def _dag_run_start_for_test(
+        self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None
+    ) -> list[Any]:
+        """The DAG run's STARTED under ``airflow dags test`` (no running hook there).
+
+        That mode sets the run's start_date to its logical date, so the run starts when its
+        first task does; the end hook reuses the remembered start for the duration.
+        """
+        if dag_run is None or not compat.in_dag_test_process(dag_run):
+            return []
+        facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
+        if facts is None:
+            return []
+        start = first_task_start_ms if first_task_start_ms is not None else _now_ms()
+        if not self._dag_runs_started.add(_dag_run_key(facts), start):
+            return []
+        return list(runtime.mapper.dag_run_started(_with(facts, start_ms=start)))
+
+    def task_finished(self, ti: Any, result: str, native: str) -> None:
+        runtime = self._runtime(extract_dag_id(ti))
+        if runtime is None:
+            return
+        dag_run = compat.get_dag_run(ti)
+        facts = self._task_facts(runtime, ti, dag_run)
+        if facts is None:
+            return
+        key = _try_key(facts)
+        mcps: list[Any] = []
+        if compat.ran_in_this_process(ti):
+            remembered = self._tries_started.get(key)
+            if facts.start_ms is None:
+                facts = _with(
+                    facts, start_ms=remembered if remembered is not None else facts.end_ms
+                )
+            mcps.extend(self._dag_run_start_for_test(runtime, dag_run, facts.start_ms))
+            # A try that failed before its running hook (e.g. while parsing) still gets its
+            # STARTED, so the instance has its properties and links.
+            if self._tries_started.add(key, facts.start_ms):
+                mcps.extend(runtime.mapper.task_run_started(facts))
+        elif getattr(ti, "start_date", None) is None:
+            # Marked in the UI before it ever ran: open it at its end time.
+            facts = _started_at_end(facts)
+            self._tries_started.add(key, facts.start_ms)
+            mcps.extend(runtime.mapper.task_run_started(facts))
+        self._tries_ended.add(key)
+        mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
+        runtime.submit(mcps)
+
+    def dag_run_finished(self, dag_run: Any) -> None:
+        runtime = self._runtime(extract_dag_id(dag_run))
+        if runtime is None:
+            return
+        facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
+        if facts is None:
+            return
+        key = _dag_run_key(facts)
+        mcps: list[Any] = []
+        if key in self._dag_runs_started:
+            remembered = self._dag_runs_started.get(key)
+            if remembered is not None:
+                facts = _with(facts, start_ms=remembered)
+        else:
+            if compat.in_dag_test_process(dag_run):  # its start_date is the logical date
+                facts = _with(facts, start_ms=facts.end_ms if facts.end_ms else _now_ms())
+            # Re-send (identical if another process sent it): covers HA and restarts.
+            self._dag_runs_started.add(key, facts.start_ms)
+            mcps.extend(runtime.mapper.dag_run_started(facts))
+        mcps.extend(self._close_task_instances(runtime, dag_run, facts.end_ms))
+        result, _native = extract.dag_run_result(facts.state)
+        mcps.extend(runtime.mapper.dag_run_completed(facts, result))
+        runtime.submit(mcps)
+
+    def _close_task_instances(
+        self, runtime: Runtime, dag_run: Any, run_end_ms: int | None
+    ) -> list[Any]:
+        """STARTED (if needed) + COMPLETE for every task try of the run without its own end.
+
+        Skipped: tries this process already ended, and successful tries that ran on a worker
+        (their own success hook fired there). Everything else -- upstream_failed, skipped by a
+        branch or by a run timeout, EmptyOperator under the scheduler, killed, marked in the
+        UI -- is closed from its final state. A try that never ran is opened at its end time.
+        Re-sent events are identical (same timestamps), so overlap with the worker is harmless.
+        """
+        try:
+            tis = compat.read_task_instances(dag_run)
+        except Exception as exc:
+            log.warning(
+                "datahub-airflow-listener: could not read the task instances of %s/%s: %s",
+                extract_dag_id(dag_run),
+                getattr(dag_run, "run_id", "?"),
+                one_line(exc),
+            )
+            return []
+        mcps: list[Any] = []
+        for ti in tis:
+            state = compat.enum_value(getattr(ti, "state", None))
+            ran = bool(getattr(ti, "hostname", None))
+            if state == "success" and ran:
+                continue
+            task_id = compat.enum_value(getattr(ti, "task_id", None)) or ""
+            facts = self._task_facts(
+                runtime,
+                ti,
+                dag_run,
+                task=compat.get_dag_task(dag_run, task_id),
+                iolets=not ran,  # the worker may have set iolets at run time; keep its aspects
+            )
+            if facts is None:
+                continue
+            key = _try_key(facts)
+            if key in self._tries_ended:
+                continue
+            if facts.end_ms is None:
+                facts = _with(facts, end_ms=run_end_ms)
+            if not ran or facts.start_ms is None:
+                facts = _started_at_end(facts)
+            result, native = extract.result_for_state(state, ran=ran)
+            self._tries_started.add(key, facts.start_ms)
+            self._tries_ended.add(key)
+            mcps.extend(runtime.mapper.task_run_started(facts))
+            mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
+        return mcps
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def extract_dag_id(obj: Any) -> str | None:
+    try:
+        value = getattr(obj, "dag_id", None)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _dag_run_key(facts: Any) -> tuple[str, str, int]:
+    # clear_number: a cleared run is a new start of the same instance (new STARTED event).
+    return (facts.dag_id, facts.run_id, facts.clear_number or 0)
+
+
+def _try_key(facts: Any) -> tuple[str, str, str, int, int]:
+    return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index, facts.try_number)
+
+
+def _with(facts: Any, **changes: Any) -> Any:
+    return attrs.evolve(facts, **changes)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _started_at_end(facts: Any) -> Any:
+    """Facts of a try that never ran: it starts when it ends."""
+    end = facts.end_ms if facts.end_ms is not None else _now_ms()
+    return _with(facts, start_ms=end, end_ms=end)

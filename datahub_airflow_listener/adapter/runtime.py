@@ -1,0 +1,279 @@
+"""Per-process wiring: config -> RunMapper, connections -> sinks -> Dispatcher.
+
+Built on the first hook call that needs it, so importing the plugin imports neither the
+transport, requests nor sqlite3.
+
+Sinks: one per ``[datahub] conn_id``, named ``conn:<conn_id>``. The name is the sink's
+identity in the outbox shared by every process of the machine, so it depends on nothing but
+the configuration: rows a task process could not deliver are shipped later by any process
+with the same ``conn_id`` (the scheduler, the next task). Each sink's transport is built by
+a factory the dispatcher calls on its background thread: the connection's type picks the
+transport (``datahub-rest`` / ``datahub-file``); a connection that does not exist, or cannot
+become a transport, sends that sink's events to the local store under ``outbox_path``
+(nothing is lost; the CLI can export or ship them later). Any other failure (the API server
+or the metadata DB unreachable) makes the factory raise, and the dispatcher retries with
+backoff while the events wait in the outbox.
+
+Where connections are resolved (evidence in :func:`.compat.get_connection`):
+
+* in a task-SDK process (Airflow 3 task runner, ``airflow dags test`` while a task runs) on
+  the hook's own thread, in ``on_starting`` or else the first hook (retried at most every
+  30 s if it failed): the supervisor channel is not safe to use from a second thread on
+  Airflow 3.0/3.1, nor in ``dags test`` on any 3.x;
+* everywhere else (scheduler, API server, DAG processor, all of Airflow 2) on the
+  dispatcher's background thread: the metadata-DB secrets backend commits and closes the
+  thread's scoped session, which on the hook's thread is Airflow's own (HA locks), while the
+  background thread has a session of its own. This also keeps DB and secrets-backend I/O off
+  the hook's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
+
+import attrs
+
+from datahub_airflow_listener.adapter import compat
+from datahub_airflow_listener.adapter.config import DatahubConfig, get_config
+from datahub_airflow_listener.domain.runs import RunMapper
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Dispatcher",
+    "Runtime",
+    "SinkSpec",
+    "get_runtime",
+    "reset_runtime",
+    "resolve_sink",
+    "sink_name",
+]
+
+OUTBOX_FILENAME: Final = "outbox.sqlite"
+_SDK_RETRY_SEC: Final = 30.0
+
+# (kind, settings) for the transport registry.
+SinkSpec = tuple[str, dict[str, Any]]
+
+
+class Dispatcher(Protocol):
+    """What the runtime needs from the transport's dispatcher."""
+
+    def submit(self, mcps: Sequence[Any]) -> None: ...
+
+    def flush(self, timeout: float) -> Any: ...
+
+
+def sink_name(conn_id: str) -> str:
+    """The sink's identity in the shared outbox (never contains a secret)."""
+    return f"conn:{conn_id}"
+
+
+def local_sink(config: DatahubConfig) -> SinkSpec:
+    """The embedded default: the local store under ``outbox_path``."""
+    return "local", {"directory": config.outbox_path}
+
+
+def resolve_sink(config: DatahubConfig, conn_id: str) -> SinkSpec:
+    """``(kind, settings)`` for one configured connection.
+
+    A missing connection, or one that cannot become a transport, falls back to the local
+    store (one warning, except for the default id when it was never configured: no DataHub
+    yet is a normal start). Anything else raises, so the caller can retry later.
+    """
+    from datahub_airflow_listener.adapter.hooks import (
+        ConnectionConfigError,
+        redacted,
+        transport_config_for,
+    )
+
+    try:
+        fields = compat.get_connection(conn_id)
+    except compat.ConnectionNotFound:
+        if config.conn_id_explicit:
+            log.warning(
+                "datahub-airflow-listener: connection %r ([datahub] conn_id) not found; "
+                "its events go to the local store in %s",
+                conn_id,
+                config.outbox_path,
+            )
+        else:
+            log.info(
+                "datahub-airflow-listener: no connection %r; events go to the local store in %s",
+                conn_id,
+                config.outbox_path,
+            )
+        return local_sink(config)
+    try:
+        kind, settings = transport_config_for(fields)
+    except ConnectionConfigError as exc:
+        log.warning(
+            "datahub-airflow-listener: connection %r unusable (%s); its events go to the "
+            "local store in %s",
+            conn_id,
+            exc,
+            config.outbox_path,
+        )
+        return local_sink(config)
+    log.info("datahub-airflow-listener: connection %r -> %s %s", conn_id, kind, redacted(settings))
+    return kind, settings
+
+
+# The dispatcher factory: (named sink factories, config) -> Dispatcher. Replaceable for tests.
+SinkFactories = list[tuple[str, Callable[[], Any]]]
+DispatcherFactory = Callable[[SinkFactories, DatahubConfig], Dispatcher]
+
+
+def _transport_dispatcher(sinks: SinkFactories, config: DatahubConfig) -> Dispatcher:
+    from datahub_airflow_listener.transport import DispatcherConfig, build_dispatcher
+
+    return build_dispatcher(
+        sinks,
+        os.path.join(config.outbox_path, OUTBOX_FILENAME),
+        max_rows=config.outbox_max_rows,
+        config=DispatcherConfig(flush_timeout_sec=config.flush_timeout_sec),
+    )
+
+
+_dispatcher_factory: DispatcherFactory = _transport_dispatcher
+
+
+@attrs.define(kw_only=True)
+class Runtime:
+    """Everything a hook needs in this process, built once."""
+
+    config: DatahubConfig
+    mapper: RunMapper
+    base_url: str | None
+    _dispatcher: Dispatcher | None = None
+    # conn_id -> (kind, settings), filled on the hook's thread in a task-SDK process.
+    _resolved: dict[str, SinkSpec] = attrs.field(factory=dict)
+    _sdk_retry_at: float = 0.0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def prepare(self) -> None:
+        """In a task-SDK process, resolve the connections now, on this (the hook's) thread."""
+        if not compat.in_task_sdk_process():
+            return
+        missing = [c for c in self.config.conn_ids if c not in self._resolved]
+        if not missing or time.monotonic() < self._sdk_retry_at:
+            return
+        for conn_id in missing:
+            try:
+                self._resolved[conn_id] = resolve_sink(self.config, conn_id)
+            except Exception as exc:
+                self._sdk_retry_at = time.monotonic() + _SDK_RETRY_SEC
+                log.warning(
+                    "datahub-airflow-listener: connection %r not resolved yet (%s: %s); "
+                    "its events wait in the outbox",
+                    conn_id,
+                    type(exc).__name__,
+                    exc,
+                )
+
+    def submit(self, mcps: Sequence[Any]) -> None:
+        if mcps:
+            dispatcher = self.dispatcher()
+            if len(self._resolved) < len(self.config.conn_ids):
+                self.prepare()
+            dispatcher.submit(mcps)
+
+    def flush(self, timeout: float | None = None) -> Any:
+        """Flush with the configured deadline; no-op if nothing was ever submitted."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return None
+        return dispatcher.flush(self.config.flush_timeout_sec if timeout is None else timeout)
+
+    def dispatcher(self) -> Dispatcher:
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            return dispatcher
+        with self._lock:
+            if self._dispatcher is None:
+                self.prepare()
+                sinks = [(sink_name(c), self._sink_factory(c)) for c in self.config.conn_ids]
+                self._dispatcher = _dispatcher_factory(sinks, self.config)
+            return self._dispatcher
+
+    def _sink_factory(self, conn_id: str) -> Callable[[], Any]:
+        def build() -> Any:
+            """Called by the dispatcher on its background thread."""
+            spec = self._resolved.get(conn_id)
+            if spec is None:
+                if compat.in_task_sdk_process():
+                    # Only the hook's thread may ask the supervisor (see module docstring).
+                    raise RuntimeError(f"connection {conn_id!r} is not resolved yet")
+                spec = resolve_sink(self.config, conn_id)
+            from datahub_airflow_listener.transport import create_transport
+
+            kind, settings = spec
+            return create_transport(kind, settings)
+
+        return build
+
+    def filter_datasets(self, facts: Any) -> Any:
+        """Drop inlets/outlets the ``dataset_pattern`` rejects (matched on ``platform:name``)."""
+        pattern = self.config.dataset_pattern
+        if pattern.allows_all:
+            return facts
+
+        def keep(urn: str) -> bool:
+            return pattern.allowed(_dataset_key(urn))
+
+        return attrs.evolve(
+            facts,
+            inlets=tuple(u for u in facts.inlets if keep(u)),
+            outlets=tuple(u for u in facts.outlets if keep(u)),
+        )
+
+
+def _dataset_key(urn: str) -> str:
+    """``<platform>:<name>`` of a dataset urn (easier to write patterns for); else the urn."""
+    prefix = "urn:li:dataset:(urn:li:dataPlatform:"
+    if urn.startswith(prefix) and urn.endswith(")"):
+        body = urn[len(prefix) : -1]
+        platform, _, rest = body.partition(",")
+        name = rest.rsplit(",", 1)[0] if "," in rest else rest
+        return f"{platform}:{name}"
+    return urn
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime(*, create: bool = True) -> Runtime | None:
+    """The process's runtime; built on first use (None if ``create`` is False and none yet)."""
+    global _runtime  # noqa: PLW0603 -- one runtime per process, by design
+    runtime = _runtime
+    if runtime is not None or not create:
+        return runtime
+    with _runtime_lock:
+        if _runtime is None:
+            config = get_config()
+            _runtime = Runtime(
+                config=config,
+                mapper=RunMapper(
+                    cluster=config.cluster, platform_instance=config.platform_instance
+                ),
+                base_url=compat.web_base_url(),
+            )
+        return _runtime
+
+
+def reset_runtime(*, dispatcher_factory: DispatcherFactory | None = None) -> None:
+    """Forget the runtime (tests, a config change) and set the dispatcher factory.
+
+    ``dispatcher_factory`` None restores the transport's dispatcher; tests pass one that
+    builds a recording dispatcher.
+    """
+    global _runtime, _dispatcher_factory  # noqa: PLW0603 -- process-wide, by design
+    with _runtime_lock:
+        _runtime = None
+        _dispatcher_factory = dispatcher_factory or _transport_dispatcher

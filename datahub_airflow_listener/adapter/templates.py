@@ -1,0 +1,422 @@
+"""DataFlow/DataJob templates of a DAG, sent only when they change.
+
+Entry points for the listener (each never raises; problems are logged once, as warnings):
+
+* :func:`templates_for` ``(dag, config, *, version=None) -> list[MCP]`` -- the DAG's template
+  MCPs if their fingerprint differs from the last one THIS process sent for that dag id, else
+  ``[]``. ``dag`` is any DAG object: the task SDK's ``DAG``, the scheduler's
+  ``SerializedDAG`` (``dag_run.dag``) or an Airflow 2 ``DAG``. ``version`` is an optional cheap
+  key that changes with the DAG (3.x ``dag_run.created_dag_version_id``, see
+  :func:`dag_version_key`): when it equals the last one seen, nothing is even built.
+* :func:`task_end_lineage` ``(task, ti, *, config, run_urn, when_ms) -> list[MCP]`` -- at the
+  END of a try, in the process that ran it: if asset aliases resolved to assets, the run's
+  ``dataProcessInstanceOutput`` and the job's ``dataJobInputOutput`` with those outputs added;
+  ``[]`` when there is nothing beyond the static lineage.
+* :func:`dag_facts` / :func:`task_facts` -- the plain values, for callers that build MCPs
+  themselves (``domain.pipeline``).
+
+Where to call :func:`templates_for`: where a DAG is seen once per run, i.e.
+``on_dag_run_running`` in the scheduler (``dag_run.dag``), and, because ``airflow dags test``
+fires no running hook, on the first task event of a run in a ``dags test`` process
+(``ti.task.dag``). NOT in an ordinary task process: each try runs in a fresh process, so
+"first seen by this process" would mean every task start. The per-process memory
+(:class:`TemplateTracker`) is bounded and thread-safe; a forked child inherits it, which is
+right (the parent already sent those templates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, Final
+from urllib.parse import quote
+
+import attrs
+
+from datahub_airflow_listener.adapter import compat
+from datahub_airflow_listener.adapter.lineage import log_warnings, task_lineage
+from datahub_airflow_listener.domain.lineage import TaskLineage
+from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from datahub_airflow_listener.domain.pipeline import (
+    DagFacts,
+    TaskFacts,
+    TemplateOptions,
+    dag_template_mcps,
+    job_io_mcps,
+    run_io_mcps,
+    split_owners,
+    template_fingerprint,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TemplateTracker",
+    "dag_facts",
+    "dag_version_key",
+    "get_tracker",
+    "task_end_lineage",
+    "task_facts",
+    "templates_for",
+]
+
+_MAX_DAGS: Final = 5000
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+def _get(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = compat.enum_value(value)
+    return text if isinstance(text, str) and text else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso(value: Any) -> str | None:
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        try:
+            return str(iso())
+        except Exception:
+            return None
+    return _text(value)
+
+
+def _duration(value: Any) -> str | None:
+    """``execution_timeout`` as Airflow shows it (``0:05:00``); a number is seconds."""
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(dt.timedelta(seconds=value))
+    return _text(value)
+
+
+def task_facts(
+    task: Any,
+    *,
+    config: Any = None,
+    base_url: str | None = None,
+    dag_id: str | None = None,
+    lineage: TaskLineage | None = None,
+) -> tuple[TaskFacts, tuple[str, ...]]:
+    """(facts, lineage warnings) of one task definition (SDK, serialized or 2.x operator)."""
+    task_id = _text(_get(task, "task_id")) or "?"
+    dag_id = dag_id or _text(_get(task, "dag_id")) or "?"
+    if lineage is None:
+        lineage = task_lineage(task, config=config)
+    upstream = _get(task, "upstream_task_ids") or ()
+    facts = TaskFacts(
+        task_id=task_id,
+        operator=_text(_get(task, "task_type")) or _text(_get(task, "operator_name")),
+        doc_md=_text(_get(task, "doc_md")) or _text(_get(task, "doc")),
+        retries=_int(_get(task, "retries")),
+        pool=_text(_get(task, "pool")),
+        queue=_text(_get(task, "queue")),
+        trigger_rule=_text(_get(task, "trigger_rule")),
+        execution_timeout=_duration(_get(task, "execution_timeout")),
+        upstream_task_ids=sorted(str(t) for t in upstream),  # type: ignore[arg-type]  # attrs converter
+        inlets=lineage.inlets,
+        outlets=lineage.outlets,
+        upstream_jobs=lineage.upstream_jobs,
+        url=task_url(base_url, dag_id, task_id) if base_url else None,
+        owner=_text(_get(task, "owner")),
+    )
+    return facts, lineage.warnings
+
+
+def dag_facts(
+    dag: Any, *, config: Any = None, base_url: str | None = None
+) -> tuple[DagFacts, tuple[str, ...]]:
+    """(facts, lineage warnings of its tasks) of a DAG object of any supported kind."""
+    dag_id = _text(_get(dag, "dag_id"))
+    if not dag_id:
+        raise ValueError(f"not a DAG: {type(dag).__name__} has no dag_id")
+    warnings: list[str] = []
+    tasks: list[TaskFacts] = []
+    for task in _tasks(dag):
+        one, problems = task_facts(task, config=config, base_url=base_url, dag_id=dag_id)
+        tasks.append(one)
+        warnings.extend(problems)
+    tags = _get(dag, "tags") or ()
+    catchup = _get(dag, "catchup")
+    facts = DagFacts(
+        dag_id=dag_id,
+        description=_text(_get(dag, "description")),
+        doc_md=_text(_get(dag, "doc_md")),
+        schedule=schedule_text(dag),
+        start_date=_iso(_get(dag, "start_date")),
+        catchup=catchup if isinstance(catchup, bool) else None,
+        max_active_runs=_int(_get(dag, "max_active_runs")),
+        fileloc=relative_fileloc(dag),
+        url=dag_url(base_url, dag_id) if base_url else None,
+        owners=split_owners(_text(_get(dag, "owner"))),
+        tags=sorted({str(t) for t in tags}),  # type: ignore[arg-type]  # attrs converter
+        tasks=tasks,  # type: ignore[arg-type]  # attrs converter
+    )
+    return facts, tuple(warnings)
+
+
+def _tasks(dag: Any) -> list[Any]:
+    tasks = _get(dag, "tasks")
+    if tasks is None:
+        task_dict = _get(dag, "task_dict") or {}
+        tasks = list(task_dict.values())
+    return sorted(tasks, key=lambda t: str(_get(t, "task_id")))
+
+
+# -- version differences (candidates for compat) ------------------------------------------------
+
+
+def schedule_text(dag: Any) -> str | None:
+    """The schedule as the scheduler's timetable summarises it (``0 0 * * *``, ``1:00:00``,
+    ``@once``, ``Asset``, ``None``), the same from an SDK DAG as from its serialized form.
+
+    Core timetables (2.x, the scheduler's SerializedDAG) have ``summary``; the 3.x task SDK's
+    do not, so they are converted to core ones first (``coerce_to_core_timetable``, 3.3+).
+    """
+    timetable = _get(dag, "timetable")
+    summary = _get(timetable, "summary")
+    if isinstance(summary, str):
+        return summary
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+
+        summary = _get(coerce_to_core_timetable(timetable), "summary")
+        if isinstance(summary, str):
+            return summary
+    except Exception:
+        log.debug("no core timetable for %r", timetable, exc_info=True)
+    expression = _get(timetable, "expression")
+    if isinstance(expression, str):
+        return expression
+    schedule = _get(dag, "schedule")
+    if isinstance(schedule, str | dt.timedelta):
+        return str(schedule)
+    return type(timetable).__name__ if timetable is not None else None
+
+
+@functools.cache
+def _dags_folder() -> str | None:
+    try:
+        from airflow.configuration import conf
+
+        folder = conf.get("core", "dags_folder", fallback=None)
+    except Exception:
+        return None
+    return os.path.realpath(os.path.expanduser(folder)) if folder else None
+
+
+def relative_fileloc(dag: Any) -> str | None:
+    """The DAG file relative to the dags folder (3.x bundles: to the bundle root).
+
+    Airflow's own ``relative_fileloc`` when it is relative; else ``fileloc`` made relative to
+    ``[core] dags_folder`` when it lies inside it; else ``fileloc`` as is.
+    """
+    relative = _get(dag, "relative_fileloc")
+    if relative is not None and not os.path.isabs(str(relative)):
+        return str(relative)
+    fileloc = _get(dag, "fileloc")
+    if not fileloc:
+        return None
+    fileloc = str(fileloc)
+    folder = _dags_folder()
+    if folder:
+        real = os.path.realpath(fileloc)
+        if real == folder or real.startswith(folder + os.sep):
+            return os.path.relpath(real, folder)
+    return fileloc
+
+
+def dag_url(base_url: str | None, dag_id: str) -> str | None:
+    """Link to the DAG in the Airflow UI (3.x: ``/dags/<id>``; 2.x: its grid view)."""
+    if not base_url:
+        return None
+    base = base_url.rstrip("/")
+    if compat.is_airflow_3():
+        return f"{base}/dags/{quote(dag_id)}"
+    return f"{base}/dags/{quote(dag_id)}/grid"
+
+
+def task_url(base_url: str | None, dag_id: str, task_id: str) -> str | None:
+    """Link to the task in the Airflow UI (3.x: ``/dags/<id>/tasks/<task>``; 2.x: grid)."""
+    if not base_url:
+        return None
+    base = base_url.rstrip("/")
+    if compat.is_airflow_3():
+        return f"{base}/dags/{quote(dag_id)}/tasks/{quote(task_id)}"
+    return f"{base}/dags/{quote(dag_id)}/grid?task_id={quote(task_id)}"
+
+
+def dag_version_key(dag_run: Any) -> Hashable | None:
+    """A cheap key that changes when the run's DAG changes: 3.x the DAG version the run was
+    created with; None on 2.x (then the fingerprint decides, at the cost of building)."""
+    key = _get(dag_run, "created_dag_version_id")
+    if key is None:
+        return None
+    try:
+        hash(key)
+    except TypeError:
+        return str(key)
+    return key  # type: ignore[no-any-return]  # hashable, checked above
+
+
+# -- the tracker ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Seen:
+    fingerprint: str
+    version: Hashable | None
+
+
+class TemplateTracker:
+    """Per process: the fingerprint of the templates last sent for each dag id.
+
+    Thread-safe; bounded to ``max_dags`` entries (the least recently seen is forgotten, and
+    would merely be sent again). Only one of two threads racing on the same change gets the
+    MCPs back.
+    """
+
+    def __init__(self, max_dags: int = _MAX_DAGS) -> None:
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()
+        self._max = max_dags
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def forget(self, dag_id: str | None = None) -> None:
+        """Forget one DAG (or all): its templates are sent again next time."""
+        with self._lock:
+            if dag_id is None:
+                self._seen.clear()
+            else:
+                self._seen.pop(dag_id, None)
+
+    def is_current(self, dag_id: str, version: Hashable | None) -> bool:
+        """True if ``version`` is the one last sent for ``dag_id`` (nothing to build)."""
+        if version is None:
+            return False
+        with self._lock:
+            seen = self._seen.get(dag_id)
+            if seen is None or seen.version != version:
+                return False
+            self._seen.move_to_end(dag_id)
+            return True
+
+    def record(self, dag_id: str, fingerprint: str, version: Hashable | None = None) -> bool:
+        """Remember ``fingerprint``; True if it differs from the last one (send them)."""
+        with self._lock:
+            seen = self._seen.get(dag_id)
+            self._seen[dag_id] = _Seen(fingerprint, version)
+            self._seen.move_to_end(dag_id)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+            return seen is None or seen.fingerprint != fingerprint
+
+    def templates_for(
+        self,
+        dag: Any,
+        config: Any = None,
+        *,
+        version: Hashable | None = None,
+        base_url: str | None = None,
+    ) -> list[MetadataChangeProposal]:
+        """The DAG's template MCPs if they changed since this process last sent them, else [].
+
+        ``config``: the adapter's config (or anything with the same attribute names; None
+        means defaults). ``base_url``: the Airflow UI (externalUrl); None leaves links out.
+        Never raises: a DAG that cannot be read gets one warning and no templates.
+        """
+        dag_id = _text(_get(dag, "dag_id")) or "?"
+        try:
+            if self.is_current(dag_id, version):
+                return []
+            facts, warnings = dag_facts(dag, config=config, base_url=base_url)
+            log_warnings(warnings)
+            mcps = dag_template_mcps(facts, TemplateOptions.from_config(config))
+            if not self.record(facts.dag_id, template_fingerprint(mcps), version):
+                return []
+            return mcps
+        except Exception as exc:
+            log_warnings([f"DAG {dag_id}: templates not built: {type(exc).__name__}: {exc}"])
+            log.debug("templates of %s failed", dag_id, exc_info=True)
+            return []
+
+
+_tracker = TemplateTracker()
+
+
+def get_tracker() -> TemplateTracker:
+    """The process's tracker."""
+    return _tracker
+
+
+def templates_for(
+    dag: Any,
+    config: Any = None,
+    *,
+    version: Hashable | None = None,
+    base_url: str | None = None,
+) -> list[MetadataChangeProposal]:
+    """:meth:`TemplateTracker.templates_for` on the process's tracker."""
+    return _tracker.templates_for(dag, config, version=version, base_url=base_url)
+
+
+# -- lineage known at task end ----------------------------------------------------------------
+
+
+def task_end_lineage(
+    task: Any,
+    ti: Any,
+    *,
+    config: Any = None,
+    run_urn: str,
+    when_ms: int,
+    base_url: str | None = None,
+) -> list[MetadataChangeProposal]:
+    """Run and job lineage including what asset aliases resolved to, or [] if nothing did.
+
+    Call at the end of a try in the process that ran it (3.x task process; 2.x raw task
+    process), with the run's urn and the timestamp its STARTED edges used. The run's output
+    aspect is replaced by the complete list (static outlets + resolved), and so is the
+    DataJob's input/output (dataset keys too with ``materialize_iolets``).
+    """
+    try:
+        static = task_lineage(task, config=config)
+        full = task_lineage(task, ti, config=config)
+        log_warnings(full.warnings)
+        if set(full.outlets) <= set(static.outlets):
+            return []
+        facts, _ = task_facts(task, config=config, base_url=base_url, lineage=full)
+        dag_id = _text(_get(task, "dag_id")) or _text(_get(ti, "dag_id")) or "?"
+        options = TemplateOptions.from_config(config)
+        mcps = run_io_mcps(run_urn, (), full.outlets, when_ms)
+        mcps.extend(job_io_mcps(dag_id, facts, options))
+        return mcps
+    except Exception as exc:
+        log_warnings([f"task {_get(task, 'task_id')}: alias lineage not sent: {exc!r}"])
+        return []

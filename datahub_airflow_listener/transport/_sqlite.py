@@ -1,0 +1,103 @@
+"""One SQLite file shared by threads and processes: WAL, owner-only, short write transactions.
+
+Used by the outbox and the local store. Contract:
+
+* The file (and SQLite's ``-wal``/``-shm`` companions, which SQLite creates with the database's
+  permissions) is created ``0600`` in a ``0700`` directory: it may hold metadata of private
+  pipelines.
+* One connection per (process, thread), opened lazily: a connection never crosses a fork or a
+  thread. A connection inherited over ``fork()`` is deliberately never closed in the child
+  (SQLite forbids using it there, and closing could disturb the parent's locks).
+* Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on SQLite's lock (up to
+  ``busy_timeout_ms``) instead of failing half-way; ``synchronous=NORMAL`` in WAL mode survives
+  a process crash, which is the durability this package promises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["SqliteFile"]
+
+_ABANDONED: list[sqlite3.Connection] = []  # inherited over fork: keep alive, never close
+
+
+class SqliteFile:
+    """A lazily connected, per-thread handle on one database file with a fixed schema."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], schema: str, *, busy_timeout_ms: int = 10000
+    ) -> None:
+        self.path = Path(path)
+        self._schema = schema
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[tuple[int, sqlite3.Connection]] = []
+
+    def __repr__(self) -> str:
+        return f"SqliteFile({str(self.path)!r})"
+
+    def _prepare(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_uid == os.getuid():
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (created, and the schema ensured, on first use)."""
+        pid = os.getpid()
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if cached is not None:
+            if cached[0] == pid:
+                return cached[1]
+            _ABANDONED.append(cached[1])
+        self._prepare()
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,  # explicit BEGIN/COMMIT below
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction(conn):
+            # Not executescript(): it would COMMIT first and run outside this transaction.
+            for statement in filter(None, (s.strip() for s in self._schema.split(";"))):
+                conn.execute(statement)
+        self._local.conn = (pid, conn)
+        with self._lock:
+            self._all.append((pid, conn))
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+        conn = conn or self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this process opened (call from the owning process only)."""
+        pid = os.getpid()
+        with self._lock:
+            mine = [c for p, c in self._all if p == pid]
+            self._all = [(p, c) for p, c in self._all if p != pid]
+        for conn in mine:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()

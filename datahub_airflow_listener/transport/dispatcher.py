@@ -1,0 +1,582 @@
+"""The sender: one per process, between Airflow's hook threads and the destinations.
+
+How an event travels::
+
+    hook thread            background thread (daemon, started on first submit)
+    -----------            ----------------------------------------------------
+    submit(mcps) ------>   deque -> to_wire -> Outbox.put (durable, per sink)
+      (append + wake)                      -> per sink: lease, claim in seq order, emit, settle
+                                           -> backoff per sink while it fails
+
+Contract:
+
+* ``submit(mcps)`` runs on Airflow's hook thread: it appends to an in-memory deque and wakes
+  the background thread. No serialization, no I/O, no lock held by the sender: it costs
+  microseconds whatever the destination does, and it never raises.
+* The background thread writes what was submitted to the :class:`~.outbox.Outbox` as soon as
+  it wakes (events are on disk within milliseconds), then ships each sink from the outbox in
+  batches. A failing sink backs off (exponential, jittered) without delaying the others.
+  Every ``poll_interval_sec`` it also looks for rows that other processes left behind.
+* Sinks are created lazily from factories, on the background thread (or in ``flush``), never
+  in ``submit``: resolving an Airflow connection may take a while.
+* ``flush(timeout)`` first moves everything still in memory to the outbox (fast, always), then
+  delivers until the deadline; it never waits longer than ``timeout``. An ``atexit`` handler
+  flushes with ``flush_timeout_sec`` (default 2 s). What is not delivered stays in the outbox
+  for the next process that runs a sender, or for ``flush`` from the command line.
+* Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
+  thread; it starts its own thread on its first submit. The parent's pending events stay the
+  parent's.
+* Each emit is bounded to 80% of the lease lifetime, so a lease never expires under a request
+  still in flight, which is what keeps one run's events in order across processes.
+
+Building one::
+
+    dispatcher = build_dispatcher(
+        [("datahub-rest:datahub_rest_default", lambda: create_transport("datahub-rest", cfg))],
+        outbox_path=Path(airflow_home) / "datahub" / "outbox.sqlite",
+        config=DispatcherConfig(flush_timeout_sec=2.0),
+    )
+    dispatcher.submit(mcps)          # in the hook
+    dispatcher.flush(2.0)            # in before_stopping
+
+A sink's name is its identity in the shared outbox: every process that configures the same
+destination must use the same name (and no secret may be part of it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from datahub_airflow_listener.transport.base import (
+    EmitReport,
+    McpLike,
+    Transport,
+    TransportFactory,
+    WireRecord,
+)
+from datahub_airflow_listener.transport.outbox import (
+    DEFAULT_LEASE_TTL_SEC,
+    DEFAULT_MAX_ROWS,
+    Outbox,
+    OutboxRow,
+    new_holder_id,
+)
+from datahub_airflow_listener.transport.retry import BackoffPolicy
+
+__all__ = [
+    "DeliveryCounts",
+    "Dispatcher",
+    "DispatcherConfig",
+    "FlushReport",
+    "build_dispatcher",
+]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class DispatcherConfig:
+    """Tuning of the sender. Defaults suit an Airflow deployment; tests shrink the times."""
+
+    flush_timeout_sec: float = 2.0  # default for flush() and the atexit flush
+    batch_rows: int = 1000  # rows claimed from the outbox per emit
+    poll_interval_sec: float = 5.0  # how often to look for rows other processes left
+    sink_backoff: BackoffPolicy = attrs.field(factory=lambda: BackoffPolicy(base=1.0, cap=60.0))
+    max_queue: int = 100_000  # submissions held in memory before dropping the oldest
+    lease_ttl_sec: float = DEFAULT_LEASE_TTL_SEC
+    run_id: str | None = None  # systemMetadata.runId of what this process sends
+    register_atexit: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryCounts:
+    """What this process's sender did, plus what waits in the outbox for its sinks.
+
+    ``delivered``, ``failed`` (refused for good, or not serializable) and ``dropped`` (memory
+    or outbox full) count this process's work; ``waiting`` is the outbox backlog of its sinks
+    (including rows other processes put there) plus what is still in memory.
+    """
+
+    delivered: int = 0
+    failed: int = 0
+    waiting: int = 0
+    dropped: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class FlushReport:
+    delivered: int
+    failed: int
+    waiting: int
+    dropped: int
+    timed_out: bool
+    elapsed_sec: float
+
+    @property
+    def ok(self) -> bool:
+        return self.waiting == 0 and not self.timed_out
+
+
+@attrs.define
+class _Sink:
+    """A destination's state inside one process. Guarded by the dispatcher's ship lock."""
+
+    name: str
+    factory: TransportFactory
+    transport: Transport | None = None
+    failures: int = 0
+    retry_at: float = 0.0  # time.monotonic() before which we do not try
+    has_work: bool = True  # assume leftovers until the outbox says otherwise
+    fallback: list[WireRecord] = attrs.field(factory=list)  # outbox unwritable: kept here
+
+
+class Dispatcher:
+    """See the module docstring. Construct with :func:`build_dispatcher` or directly."""
+
+    def __init__(
+        self,
+        *,
+        sinks: Mapping[str, TransportFactory] | Sequence[tuple[str, TransportFactory]],
+        outbox: Outbox,
+        config: DispatcherConfig | None = None,
+    ) -> None:
+        self.config = config or DispatcherConfig()
+        self.outbox = outbox
+        pairs = list(sinks.items()) if isinstance(sinks, Mapping) else list(sinks)
+        self._sinks = [_Sink(name=name, factory=factory) for name, factory in pairs]
+        if len({s.name for s in self._sinks}) != len(self._sinks):
+            raise ValueError("sink names must be unique")
+        self._closed = False
+        self._reset_process_state()
+        if self.config.register_atexit:
+            self._atexit = _weak_call(self, "_at_exit")
+            atexit.register(self._atexit)
+        _register_fork_handler(self)
+
+    def __repr__(self) -> str:
+        return f"Dispatcher(sinks={[s.name for s in self._sinks]}, outbox={self.outbox!r})"
+
+    def _reset_process_state(self) -> None:
+        """Everything that must not be shared with a forked child."""
+        self._pid = os.getpid()
+        self._queue: deque[tuple[tuple[McpLike, ...], int]] = deque()
+        self._wake = threading.Event()
+        self._spool_lock = threading.Lock()
+        self._ship_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._holder = new_holder_id()
+        self._delivered = 0
+        self._failed = 0
+        self._dropped = 0
+        self._warned_queue_full = False
+        self._outbox_broken = False
+        self._poll_at = 0.0
+        for sink in self._sinks:
+            sink.transport = None  # sessions and sockets are not fork-safe
+            sink.failures, sink.retry_at, sink.has_work = 0, 0.0, True
+            sink.fallback = []
+
+    # ------------------------------------------------------------------ hook side
+
+    def submit(self, mcps: Sequence[McpLike]) -> None:
+        """Record MCPs for delivery. Microseconds; never blocks; never raises."""
+        try:
+            if self._closed or not mcps:
+                return
+            queue = self._queue
+            if len(queue) >= self.config.max_queue:
+                dropped, _ = queue.popleft()
+                self._dropped += len(dropped)
+                if not self._warned_queue_full:
+                    self._warned_queue_full = True
+                    log.warning(
+                        "DataHub sender is %d submissions behind; dropping the oldest "
+                        "(counted, not logged again)",
+                        self.config.max_queue,
+                    )
+            queue.append((tuple(mcps), int(time.time() * 1000)))
+            if self._thread is None:
+                self._start_thread()
+            self._wake.set()
+        except Exception:  # a hook must never fail because of us
+            log.debug("DataHub submit failed", exc_info=True)
+
+    def _start_thread(self) -> None:
+        with self._thread_lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(
+                target=self._run, name="datahub-airflow-listener-sender", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+
+    # ------------------------------------------------------------------ background thread
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._seconds_until_due())
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self._spool()
+                self._poll_outbox()
+                for sink in self._sinks:
+                    if sink.has_work and time.monotonic() >= sink.retry_at:
+                        self._ship(sink, deadline=None)
+            except Exception:  # keep the thread alive whatever happens
+                log.warning("DataHub sender loop failed; continuing", exc_info=True)
+                time.sleep(0.5)
+
+    def _seconds_until_due(self) -> float:
+        now = time.monotonic()
+        due = self._poll_at
+        for sink in self._sinks:
+            if sink.has_work:
+                due = min(due, sink.retry_at)
+        return min(max(due - now, 0.0), self.config.poll_interval_sec)
+
+    def _poll_outbox(self) -> None:
+        """Notice rows other processes left for our sinks (cheap counter reads)."""
+        now = time.monotonic()
+        if now < self._poll_at:
+            return
+        self._poll_at = now + self.config.poll_interval_sec
+        for sink in self._sinks:
+            if not sink.has_work:
+                with contextlib.suppress(Exception):
+                    sink.has_work = self.outbox.waiting(sink.name) > 0
+
+    def _spool(self, timeout: float = -1) -> bool:
+        """Move everything in memory to the outbox. False if the lock was not had in time."""
+        if not self._spool_lock.acquire(timeout=timeout):
+            return False
+        try:
+            batch = []
+            queue = self._queue
+            while queue:
+                batch.append(queue.popleft())
+            records = self._serialize(batch)
+            for sink in self._sinks:
+                pending = [*sink.fallback, *records]
+                if not pending:
+                    continue
+                try:
+                    self._dropped += self.outbox.put(sink.name, pending)
+                except Exception as exc:
+                    self._keep_in_memory(sink, pending, exc)
+                else:
+                    sink.fallback = []
+                    sink.has_work = True
+                    if self._outbox_broken:
+                        self._outbox_broken = False
+                        log.warning("DataHub outbox %s is writable again", self.outbox.path)
+            return True
+        finally:
+            self._spool_lock.release()
+
+    def _serialize(self, batch: list[tuple[tuple[McpLike, ...], int]]) -> list[WireRecord]:
+        records = []
+        for mcps, observed_ms in batch:
+            for mcp in mcps:
+                try:
+                    wire = mcp.to_wire(run_id=self.config.run_id, last_observed=observed_ms)
+                    records.append(WireRecord.from_wire(wire))
+                except Exception as exc:
+                    self._failed += 1
+                    log.warning(
+                        "cannot serialize %s of %s for DataHub, skipped: %s",
+                        getattr(mcp, "aspect_name", "?"),
+                        getattr(mcp, "entity_urn", "?"),
+                        exc,
+                    )
+        return records
+
+    def _keep_in_memory(self, sink: _Sink, pending: list[WireRecord], exc: Exception) -> None:
+        """The outbox cannot be written: hold events in memory (bounded) and ship from there."""
+        if not self._outbox_broken:
+            self._outbox_broken = True
+            log.warning(
+                "cannot write the DataHub outbox %s (%s); keeping events in memory until it works",
+                self.outbox.path,
+                exc,
+            )
+        excess = len(pending) - self.config.max_queue
+        if excess > 0:
+            self._dropped += excess
+            pending = pending[excess:]
+        sink.fallback = pending
+        sink.has_work = True
+
+    # ------------------------------------------------------------------ shipping
+
+    def _transport(self, sink: _Sink) -> Transport:
+        if sink.transport is None:
+            sink.transport = sink.factory()
+        return sink.transport
+
+    def _ship(self, sink: _Sink, deadline: float | None) -> bool:
+        """Deliver this sink's backlog until empty, failing, or the deadline.
+
+        Returns True when the sink has nothing left (for this process to do).
+        """
+        timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._ship_lock.acquire(timeout=timeout):
+            return False
+        try:
+            try:
+                transport = self._transport(sink)
+            except Exception as exc:
+                self._sink_failed(sink, f"cannot create the transport: {exc}")
+                return False
+            if sink.fallback and self._outbox_broken:
+                return self._ship_memory(sink, transport, deadline)
+            return self._ship_outbox(sink, transport, deadline)
+        finally:
+            self._ship_lock.release()
+
+    def _emit_deadline(self, deadline: float | None) -> float:
+        lease_bound = time.monotonic() + 0.8 * self.config.lease_ttl_sec
+        return lease_bound if deadline is None else min(deadline, lease_bound)
+
+    def _ship_outbox(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
+        outbox = self.outbox
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                rows = outbox.claim(
+                    sink.name,
+                    self._holder,
+                    self.config.batch_rows,
+                    ttl_sec=self.config.lease_ttl_sec,
+                )
+                if rows is None:  # another live process is shipping this sink
+                    sink.has_work = True
+                    sink.retry_at = time.monotonic() + min(1.0, self.config.poll_interval_sec)
+                    return False
+                if not rows:
+                    sink.has_work = False
+                    return True
+                report = transport.emit_records(
+                    [row.record for row in rows], deadline=self._emit_deadline(deadline)
+                )
+                self._settle(sink, rows, report)
+                if report.error is not None:
+                    self._sink_failed(sink, str(report.error))
+                    return False
+                self._sink_recovered(sink)
+                if deadline is None:
+                    self._spool(timeout=0.05)  # keep new events durable during a long backlog
+            return False
+        except Exception as exc:  # the outbox itself failed (disk full, locked too long)
+            self._sink_failed(sink, f"outbox error: {type(exc).__name__}: {exc}")
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                outbox.release(sink.name, self._holder)
+
+    def _settle(self, sink: _Sink, rows: list[OutboxRow], report: EmitReport) -> None:
+        failed_index = {f.index: f for f in report.failed}
+        delivered = [r for i, r in enumerate(rows[: report.settled]) if i not in failed_index]
+        condemned = [(rows[f.index], f.error.status, str(f.error)) for f in report.failed]
+        self.outbox.settle(sink.name, delivered, condemned)
+        self._delivered += len(delivered)
+        self._failed += len(condemned)
+
+    def _ship_memory(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
+        """Degraded path (outbox unwritable): emit the in-memory fallback directly."""
+        while sink.fallback and (deadline is None or time.monotonic() < deadline):
+            chunk = sink.fallback[: self.config.batch_rows]
+            report = transport.emit_records(chunk, deadline=self._emit_deadline(deadline))
+            self._delivered += report.delivered
+            self._failed += len(report.failed)
+            del sink.fallback[: report.settled]
+            if report.error is not None:
+                self._sink_failed(sink, str(report.error))
+                return False
+            self._sink_recovered(sink)
+        return not sink.fallback
+
+    def _sink_failed(self, sink: _Sink, reason: str) -> None:
+        if sink.failures == 0:
+            waiting = self._safe_waiting(sink)
+            log.warning(
+                "DataHub destination %s is failing (%s); %d event(s) kept in the outbox, "
+                "retrying with backoff",
+                sink.name,
+                reason,
+                waiting,
+            )
+        else:
+            log.debug("DataHub destination %s still failing: %s", sink.name, reason)
+        sink.retry_at = time.monotonic() + self.config.sink_backoff.delay(sink.failures)
+        sink.failures += 1
+        sink.has_work = True
+
+    def _sink_recovered(self, sink: _Sink) -> None:
+        if sink.failures:
+            log.warning(
+                "DataHub destination %s accepts events again (after %d failed attempts)",
+                sink.name,
+                sink.failures,
+            )
+        sink.failures, sink.retry_at = 0, 0.0
+
+    def _safe_waiting(self, sink: _Sink) -> int:
+        try:
+            return self.outbox.waiting(sink.name) + len(sink.fallback)
+        except Exception:
+            return len(sink.fallback)
+
+    # ------------------------------------------------------------------ flush / stats / close
+
+    def flush(self, timeout: float | None = None) -> FlushReport:
+        """Spool memory to the outbox, then deliver until done or ``timeout`` (bounded)."""
+        started = time.monotonic()
+        timeout = self.config.flush_timeout_sec if timeout is None else max(0.0, timeout)
+        deadline = started + timeout
+        try:
+            self._spool(timeout=timeout)
+            given_up: set[str] = set()
+            while time.monotonic() < deadline:
+                open_sinks = [
+                    s for s in self._sinks if s.name not in given_up and self._has_work(s)
+                ]
+                if not open_sinks:
+                    break
+                for sink in open_sinks:
+                    failures = sink.failures
+                    done = self._ship(sink, deadline)
+                    if not done and sink.failures > failures:
+                        given_up.add(sink.name)  # failed during this flush: do not spin
+                if all(s.name in given_up or not s.has_work for s in self._sinks):
+                    break
+                time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+        except Exception:
+            log.warning("DataHub flush failed", exc_info=True)
+        counts = self.counts()
+        elapsed = time.monotonic() - started
+        return FlushReport(
+            delivered=counts.delivered,
+            failed=counts.failed,
+            waiting=counts.waiting,
+            dropped=counts.dropped,
+            timed_out=counts.waiting > 0 and elapsed >= timeout,
+            elapsed_sec=elapsed,
+        )
+
+    def _has_work(self, sink: _Sink) -> bool:
+        if sink.fallback:
+            return True
+        try:
+            sink.has_work = self.outbox.waiting(sink.name) > 0
+        except Exception:
+            return sink.has_work
+        return sink.has_work
+
+    def counts(self) -> DeliveryCounts:
+        """This process's delivered/failed/dropped, and the waiting backlog of its sinks."""
+        in_memory = sum(len(mcps) for mcps, _ in list(self._queue))
+        waiting = in_memory
+        for sink in self._sinks:
+            waiting += self._safe_waiting(sink)
+        return DeliveryCounts(
+            delivered=self._delivered,
+            failed=self._failed,
+            waiting=waiting,
+            dropped=self._dropped,
+        )
+
+    def close(self, timeout: float | None = None) -> FlushReport:
+        """Flush (bounded), stop the thread, close transports. Later submits are ignored."""
+        report = self.flush(timeout)
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=0.5)
+        with self._ship_lock:
+            for sink in self._sinks:
+                if sink.transport is not None:
+                    with contextlib.suppress(Exception):
+                        sink.transport.close()
+                    sink.transport = None
+        if self.config.register_atexit:
+            atexit.unregister(self._atexit)
+        return report
+
+    def _at_exit(self) -> None:
+        if self._closed or os.getpid() != self._pid:
+            return
+        if not self._queue and not any(s.has_work for s in self._sinks):
+            return
+        report = self.flush(self.config.flush_timeout_sec)
+        if report.waiting:
+            log.info(
+                "DataHub: %d event(s) left in the outbox %s for the next sender",
+                report.waiting,
+                self.outbox.path,
+            )
+
+    def _after_fork_in_child(self) -> None:
+        self._reset_process_state()
+
+
+def _weak_call(obj: Any, method: str) -> Any:
+    """A callable that calls ``obj.method()`` while ``obj`` lives (atexit must not pin it)."""
+    ref = weakref.ref(obj)
+
+    def call() -> None:
+        target = ref()
+        if target is not None:
+            getattr(target, method)()
+
+    return call
+
+
+_LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_FORK_HOOK_INSTALLED = False
+
+
+def _after_fork_in_child() -> None:
+    for dispatcher in list(_LIVE):
+        with contextlib.suppress(Exception):
+            dispatcher._after_fork_in_child()
+
+
+def _register_fork_handler(dispatcher: Dispatcher) -> None:
+    global _FORK_HOOK_INSTALLED  # noqa: PLW0603  # one process-wide hook
+    _LIVE.add(dispatcher)
+    if not _FORK_HOOK_INSTALLED and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _FORK_HOOK_INSTALLED = True
+
+
+def build_dispatcher(
+    sinks: Mapping[str, TransportFactory] | Sequence[tuple[str, TransportFactory]],
+    outbox_path: str | os.PathLike[str],
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    config: DispatcherConfig | None = None,
+) -> Dispatcher:
+    """A dispatcher over an outbox at ``outbox_path`` (created ``0600`` on first write).
+
+    ``sinks`` pairs a stable name with a zero-argument factory, e.g.
+    ``[("datahub-rest:datahub_rest_default", factory)]``; see the module docstring.
+    """
+    config = config or DispatcherConfig()
+    outbox = Outbox(Path(outbox_path), max_rows=max_rows, lease_ttl_sec=config.lease_ttl_sec)
+    return Dispatcher(sinks=sinks, outbox=outbox, config=config)

@@ -1,0 +1,63 @@
+"""Importing the plugin (what Airflow does in every process) stays cheap.
+
+Measured in a fresh interpreter: first what Airflow itself has imported by the time it loads
+plugins, then the plugin module; the difference must hold no HTTP stack, no sqlite3 and none
+of the transport or connection-hook modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+PROBE = """
+import json, sys, time
+import airflow.plugins_manager  # loaded by Airflow before it imports any plugin
+before = set(sys.modules)
+start = time.perf_counter()
+import datahub_airflow_listener.adapter.plugin as plugin
+elapsed_ms = (time.perf_counter() - start) * 1000
+listener = plugin.DatahubListenerPlugin.listeners[0]
+print(json.dumps({"new": sorted(set(sys.modules) - before), "ms": elapsed_ms,
+                  "listener": type(listener).__name__}))
+"""
+
+FORBIDDEN = (
+    "requests",
+    "urllib3",
+    "sqlite3",
+    "_sqlite3",
+    "datahub_airflow_listener.transport",
+    "datahub_airflow_listener.adapter.hooks",
+    "datahub_airflow_listener.adapter.runtime_transport",
+)
+
+
+def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
+    env = dict(os.environ)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["listener"] == "DatahubListener"
+    offenders = [
+        m for m in result["new"] if m.split(".")[0] in FORBIDDEN or m.startswith(FORBIDDEN)
+    ]
+    assert offenders == []
+    ours = {m for m in result["new"] if m.startswith("datahub_airflow_listener")}
+    # The domain model, config and connection code load on the first hook call, not here.
+    assert ours <= {
+        "datahub_airflow_listener",
+        "datahub_airflow_listener.adapter",
+        "datahub_airflow_listener.adapter.listener",
+        "datahub_airflow_listener.adapter.plugin",
+    }
+    assert "datahub_airflow_listener.adapter.listener" in ours
+    print(f"plugin import: {result['ms']:.1f} ms, {len(result['new'])} new modules")

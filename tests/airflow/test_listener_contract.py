@@ -1,0 +1,319 @@
+"""The listener registers with the installed Airflow's listener manager and maps its hooks.
+
+Runs unchanged on 2.10, 2.11 and 3.0-3.3 (tox: airflow33, airflow211, contract-airflow*).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pluggy
+import pytest
+
+from datahub_airflow_listener.adapter.listener import DatahubListener, hookimpl
+from datahub_airflow_listener.domain.runs import RunMapper
+from tests.airflow.conftest import (
+    AIRFLOW_3,
+    T0,
+    call_hook,
+    core_manager,
+    make_dag_run,
+    make_orm_ti,
+    make_runtime_ti,
+    sdk_manager,
+    task_manager,
+)
+
+RUN_ID = "scheduled__2024-01-01T00:00:00+00:00"
+MAPPER = RunMapper(cluster="prod")
+DAG_RUN_URN = MAPPER.dag_run_urn("etl", RUN_ID)
+EXTRACT_URN = MAPPER.task_run_urn("etl", "extract", RUN_ID)
+LOAD_URN = MAPPER.task_run_urn("etl", "load", RUN_ID)
+
+HOOKS = {
+    "on_starting",
+    "before_stopping",
+    "on_dag_run_running",
+    "on_dag_run_success",
+    "on_dag_run_failed",
+    "on_task_instance_running",
+    "on_task_instance_success",
+    "on_task_instance_failed",
+    "on_task_instance_skipped",
+}
+
+
+def _managers() -> list[Any]:
+    return [m for m in (core_manager(), sdk_manager()) if m is not None]
+
+
+# -- registration ---------------------------------------------------------------------------------
+
+
+def test_the_installed_plugin_puts_its_listener_in_airflows_manager() -> None:
+    """Airflow loads the plugin through its entry point and registers our listener object."""
+    for manager in _managers():
+        plugins = manager.pm.get_plugins()
+        assert any(isinstance(p, DatahubListener) for p in plugins), plugins
+
+
+def test_listener_registers_on_this_airflow_with_every_hook(listener: DatahubListener) -> None:
+    for manager in _managers():
+        manager.clear()
+        manager.add_listener(listener)
+        names = {caller.name for caller in manager.pm.get_hookcallers(listener)}
+        # The core manager knows every hook but "skipped" on 2.x (unverified there: no spec).
+        assert HOOKS - {"on_dag_run_running", "on_dag_run_success", "on_dag_run_failed"} <= names
+        if manager is core_manager():
+            assert HOOKS - {"on_task_instance_skipped"} <= names
+
+
+def test_every_hook_declares_only_arguments_its_spec_has(listener: DatahubListener) -> None:
+    """pluggy rejects an implementation with an argument the spec lacks (no `session`)."""
+    for manager in _managers():
+        manager.clear()
+        manager.add_listener(listener)
+        for caller in manager.pm.get_hookcallers(listener):
+            if caller.spec is None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is listener:
+                    assert set(impl.argnames) <= set(caller.spec.argnames), caller.name
+                    assert "session" not in impl.argnames
+
+
+def test_an_argument_missing_from_the_spec_would_break_registration() -> None:
+    """What the previous test guards against: pluggy refuses such a listener outright."""
+
+    class Broken:
+        @hookimpl
+        def on_dag_run_running(self, dag_run: Any, not_in_spec: Any) -> None:
+            raise AssertionError("never called")
+
+    manager = core_manager()
+    with pytest.raises(pluggy.PluginValidationError):
+        manager.pm.register(Broken())
+
+
+def test_skipped_hook_without_a_spec_does_not_break_registration(listener: DatahubListener) -> None:
+    manager = core_manager()
+    manager.clear()
+    manager.add_listener(listener)
+    caller = manager.pm.hook.on_task_instance_skipped
+    if AIRFLOW_3:
+        assert caller.spec is not None
+    else:
+        assert caller.spec is None  # 2.x: kept unverified, never called by Airflow
+    assert manager.pm.is_registered(listener)
+
+
+# -- task tries through the manager ---------------------------------------------------------------
+
+
+def _as_task_process(ti: Any) -> Any:
+    """2.x: the raw task process records its pid on the instance."""
+    if not AIRFLOW_3:
+        ti.pid = os.getpid()
+    return ti
+
+
+@pytest.fixture
+def task_process(request: pytest.FixtureRequest) -> None:
+    if AIRFLOW_3:
+        request.getfixturevalue("in_task_process")
+
+
+@pytest.mark.usefixtures("task_process")
+def test_task_try_started_and_completed(registered: Any, recorder: Any, dag: Any) -> None:
+    load = dag.get_task("load")
+    if AIRFLOW_3:
+        ti = make_runtime_ti(load, try_number=2)
+    else:
+        ti = _as_task_process(make_orm_ti(load, start_date=T0, state="running"))
+        ti.try_number = 2
+    manager = task_manager()
+    call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    ti.state = "success"
+    ti.end_date = ti.start_date.replace(minute=ti.start_date.minute + 3)
+    call_hook(manager, "on_task_instance_success", previous_state="running", task_instance=ti)
+
+    events = recorder.events()
+    assert [(u, s) for u, s, _ in events] == [(LOAD_URN, "STARTED"), (LOAD_URN, "COMPLETE")]
+    started, complete = events[0][2], events[1][2]
+    assert started["attempt"] == complete["attempt"] == 2
+    assert complete["result"] == {"type": "SUCCESS", "nativeResultType": "success"}
+    assert complete["durationMillis"] == 3 * 60 * 1000
+    assert complete["timestampMillis"] > started["timestampMillis"]
+    (rel,) = recorder.aspects(LOAD_URN, "dataProcessInstanceRelationships")
+    assert rel["parentInstance"] == DAG_RUN_URN
+    assert rel["upstreamInstances"] == [EXTRACT_URN]
+    assert rel["parentTemplate"] == "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"
+    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
+    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
+    (props,) = recorder.aspects(LOAD_URN, "dataProcessInstanceProperties")
+    assert props["customProperties"]["try_number"] == "2"
+    assert props["customProperties"]["operator"] == "EmptyOperator"
+    assert "/dags/etl/" in props["externalUrl"]
+
+
+@pytest.mark.usefixtures("task_process")
+@pytest.mark.parametrize(
+    ("state", "result"), [("up_for_retry", "UP_FOR_RETRY"), ("failed", "FAILURE")]
+)
+def test_failed_hook_tells_a_retry_from_a_final_failure(
+    registered: Any, recorder: Any, dag: Any, state: str, result: str
+) -> None:
+    task = dag.get_task("extract")
+    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
+    manager = task_manager()
+    call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    ti.state = state
+    call_hook(
+        manager,
+        "on_task_instance_failed",
+        previous_state="running",
+        task_instance=ti,
+        error=RuntimeError("boom"),
+    )
+    *_, (urn, status, body) = recorder.events()
+    assert (urn, status) == (EXTRACT_URN, "COMPLETE")
+    assert body["result"] == {"type": result, "nativeResultType": state}
+    assert body["attempt"] == 1
+
+
+@pytest.mark.usefixtures("task_process")
+def test_a_try_that_fails_before_running_still_gets_started(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    task = dag.get_task("extract")
+    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
+    ti.state = "failed"
+    call_hook(task_manager(), "on_task_instance_failed", task_instance=ti, error="parse error")
+    assert [s for _, s, _ in recorder.events()] == ["STARTED", "COMPLETE"]
+    assert recorder.aspects(EXTRACT_URN, "dataProcessInstanceProperties")
+
+
+@pytest.mark.skipif(not AIRFLOW_3, reason="on_task_instance_skipped exists on Airflow 3 only")
+@pytest.mark.usefixtures("in_task_process")
+def test_task_that_skips_itself_is_skipped(registered: Any, recorder: Any, dag: Any) -> None:
+    ti = make_runtime_ti(dag.get_task("extract"))
+    call_hook(task_manager(), "on_task_instance_running", task_instance=ti)
+    ti.state = "skipped"
+    call_hook(task_manager(), "on_task_instance_skipped", task_instance=ti)
+    *_, (_, status, body) = recorder.events()
+    assert status == "COMPLETE"
+    assert body["result"]["type"] == "SKIPPED"
+
+
+def test_marked_success_in_the_ui_before_it_ran_opens_and_closes_it(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    """API server: ORM instance, no task process, never started."""
+    ti = make_orm_ti(dag.get_task("load"), state="success", end_date=T0)
+    ti.start_date = None
+    call_hook(core_manager(), "on_task_instance_success", previous_state=None, task_instance=ti)
+    events = recorder.events()
+    assert [s for _, s, _ in events] == ["STARTED", "COMPLETE"]
+    assert events[0][2]["timestampMillis"] == int(T0.timestamp() * 1000)
+    assert events[1][2]["timestampMillis"] > events[0][2]["timestampMillis"]
+
+
+def test_killed_try_reported_by_the_scheduler_only_completes(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    """A try that ran elsewhere: the scheduler's failure hook adds COMPLETE, not a new start."""
+    ti = make_orm_ti(dag.get_task("load"), state="failed", start_date=T0, end_date=T0)
+    ti.hostname = "worker-1"
+    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
+    assert [s for _, s, _ in recorder.events()] == ["COMPLETE"]
+
+
+# -- DAG runs -------------------------------------------------------------------------------------
+
+
+def test_dag_run_running_emits_the_flow_instance(registered: Any, recorder: Any) -> None:
+    dag_run = make_dag_run()
+    call_hook(core_manager(), "on_dag_run_running", dag_run=dag_run, msg="started")
+    (urn, status, body) = recorder.events()[0]
+    assert (urn, status) == (DAG_RUN_URN, "STARTED")
+    assert body["timestampMillis"] == int(dag_run.start_date.timestamp() * 1000)
+    (props,) = recorder.aspects(DAG_RUN_URN, "dataProcessInstanceProperties")
+    assert props["type"] == "BATCH_SCHEDULED"
+    custom = props["customProperties"]
+    assert custom["run_type"] == "scheduled"
+    assert custom["conf_keys"] == "limit,secret_value"
+    assert "never sent" not in str(recorder.mcps)
+    (rel,) = recorder.aspects(DAG_RUN_URN, "dataProcessInstanceRelationships")
+    assert rel["parentTemplate"] == "urn:li:dataFlow:(airflow,etl,prod)"
+
+
+def test_dag_run_end_without_a_session_still_completes(registered: Any, recorder: Any) -> None:
+    """A DagRun not attached to a session: no task instances to read, the run still ends."""
+    dag_run = make_dag_run(state="failed")
+    call_hook(core_manager(), "on_dag_run_failed", dag_run=dag_run, msg="task_failure")
+    statuses = [(u, s) for u, s, _ in recorder.events()]
+    assert statuses == [(DAG_RUN_URN, "STARTED"), (DAG_RUN_URN, "COMPLETE")]
+    body = recorder.events()[-1][2]
+    assert body["result"] == {"type": "FAILURE", "nativeResultType": "failed"}
+    assert body["durationMillis"] == 4 * 60 * 1000
+
+
+def test_dag_run_started_is_not_resent_by_the_process_that_sent_it(
+    registered: Any, recorder: Any
+) -> None:
+    call_hook(core_manager(), "on_dag_run_running", dag_run=make_dag_run(), msg="started")
+    call_hook(
+        core_manager(), "on_dag_run_success", dag_run=make_dag_run(state="success"), msg="success"
+    )
+    assert [s for _, s, _ in recorder.events()] == ["STARTED", "COMPLETE"]
+
+
+def test_dags_test_emits_the_dag_run_start_at_the_first_task_once(
+    registered: Any, recorder: Any, dag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``airflow dags test`` fires no running hook; its run's start_date is its logical date."""
+    dag_run = make_dag_run(run_id="manual__2024-01-01T00:00:00+00:00", start_date=T0)
+    if AIRFLOW_3:
+        from airflow.sdk.execution_time import task_runner
+
+        class InProcessSupervisorComms:  # the class dags test installs on 3.1+
+            pass
+
+        monkeypatch.setattr(
+            task_runner, "SUPERVISOR_COMMS", InProcessSupervisorComms(), raising=False
+        )
+    manager = core_manager()
+    for task_id in ("extract", "load"):
+        ti = make_orm_ti(dag.get_task(task_id), run_id=dag_run.run_id, start_date=T0)
+        ti.dag_run = dag_run
+        ti.start_date = T0.replace(minute=10)
+        _as_task_process(ti)
+        call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    urn = MAPPER.dag_run_urn("etl", dag_run.run_id)
+    starts = [body for u, s, body in recorder.events() if u == urn]
+    assert len(starts) == 1
+    # The first task's start, not the logical date dags test puts in start_date.
+    assert starts[0]["timestampMillis"] == int(T0.replace(minute=10).timestamp() * 1000)
+    assert recorder.aspects(urn, "dataProcessInstanceProperties")[0]["type"] == "BATCH_AD_HOC"
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_before_stopping_flushes_with_the_configured_deadline(
+    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datahub_airflow_listener.adapter import config
+
+    monkeypatch.setenv("AIRFLOW__DATAHUB__FLUSH_TIMEOUT_SEC", "1.5")
+    config.reset_config()
+    call_hook(core_manager(), "on_dag_run_running", dag_run=make_dag_run(), msg="started")
+    call_hook(core_manager(), "before_stopping", component=object())
+    assert recorder.flushes == [1.5]
+
+
+def test_before_stopping_without_events_builds_nothing(registered: Any, recorder: Any) -> None:
+    call_hook(core_manager(), "on_starting", component=object())
+    call_hook(core_manager(), "before_stopping", component=object())
+    assert not recorder.built

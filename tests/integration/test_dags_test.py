@@ -1,0 +1,143 @@
+"""The example DAGs under ``airflow dags test`` (one process per DAG run) with the plugin on.
+
+Each DAG runs once per module, in parallel (two at a time, each in its own clone of the
+migrated home), with the plugin writing to a ``datahub-file`` connection and, once the fake
+GMS exists, to a ``datahub-rest`` connection at the same time. Then: every rule of the issue
+(:func:`expectations.check_dag_run`), the golden file, and both sinks agreeing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from tests.integration.airflow_env import AirflowEnv, CommandResult, datahub_env
+from tests.integration.expectations import check_dag_run
+from tests.integration.records import Recorded, dump_golden, golden_form
+
+EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+MAX_MCPS_PER_TRY = 8
+
+
+@attrs.frozen
+class DagsTestRun:
+    dag_id: str
+    result: CommandResult
+    recorded: Recorded
+    gms_mcps: list[dict[str, Any]] | None
+    home: Path
+
+    @property
+    def run_id(self) -> str:
+        flows = [i for i in self.recorded.instances.values() if i.is_flow_run]
+        assert len(flows) == 1, f"{self.dag_id}: {len(flows)} DAG-run instances"
+        return flows[0].custom["run_id"]
+
+
+@pytest.fixture(scope="module")
+def runs(
+    migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory, fake_gms: Any
+) -> dict[str, DagsTestRun]:
+    def one(dag_id: str) -> DagsTestRun:
+        home = migrated_home.clone(tmp_path_factory.mktemp(f"dags-test-{dag_id}"))
+        out = home.home / "datahub-out.json"
+        gms_url = fake_gms.url if fake_gms is not None else None
+        result = home.dags_test(dag_id, env=datahub_env(file_path=out, gms_url=gms_url))
+        gms = None
+        if fake_gms is not None:
+            gms = [m for m in fake_gms.accepted() if _dag_of(m, dag_id)]
+        return DagsTestRun(
+            dag_id=dag_id,
+            result=result,
+            recorded=Recorded.from_file(out),
+            gms_mcps=gms,
+            home=home.home,
+        )
+
+    with ThreadPoolExecutor(max_workers=int(os.environ.get("IT_PARALLEL", "2"))) as pool:
+        return dict(zip(EXAMPLES, pool.map(one, EXAMPLES)))
+
+
+def _dag_of(mcp: dict[str, Any], dag_id: str) -> bool:
+    """Whether a wire MCP belongs to ``dag_id`` (the GMS is shared by the module's runs)."""
+    from tests.integration.records import aspect_of
+
+    text = json.dumps(aspect_of(mcp))
+    return f"(airflow,{dag_id}," in text or f'"dag_id": "{dag_id}"' in text
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_dags_test_succeeds_and_records(runs: dict[str, DagsTestRun], dag_id: str) -> None:
+    run = runs[dag_id]
+    run.result.check()
+    assert len(run.recorded) > 0, f"nothing recorded; see {run.result.log_path}"
+    problems = check_dag_run(run.recorded, dag_id, run.run_id, "manual")
+    assert not problems, "\n".join(problems) + f"\n(log: {run.result.log_path})"
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_nothing_left_open(runs: dict[str, DagsTestRun], dag_id: str) -> None:
+    assert runs[dag_id].recorded.open_instances() == []
+
+
+def test_flaky_retry_shares_one_instance_across_attempts(runs: dict[str, DagsTestRun]) -> None:
+    rec = runs["flaky_retry"].recorded
+    flaky = rec.task_run(rec.flow_run("flaky_retry"), "flaky")
+    assert [(e["status"], e.get("attempt")) for e in flaky.events] == [
+        ("STARTED", 1),
+        ("COMPLETE", 1),
+        ("STARTED", 2),
+        ("COMPLETE", 2),
+    ]
+    assert flaky.result_by_attempt() == {1: "UP_FOR_RETRY", 2: "SUCCESS"}
+
+
+def test_dag_run_started_before_its_first_task(runs: dict[str, DagsTestRun]) -> None:
+    """``dags test`` fires no on_dag_run_running: STARTED must come no later than the first task."""
+    for dag_id, run in runs.items():
+        flow = run.recorded.flow_run(dag_id)
+        tasks = run.recorded.task_runs(flow)
+        first_task = min(e["timestampMillis"] for t in tasks for e in t.started())
+        assert flow.started(), f"{dag_id}: no STARTED for the DAG run"
+        assert flow.started()[0]["timestampMillis"] <= first_task, dag_id
+
+
+def test_mcps_per_task_try_within_budget(runs: dict[str, DagsTestRun]) -> None:
+    for dag_id, run in runs.items():
+        flow = run.recorded.flow_run(dag_id)
+        for inst in run.recorded.task_runs(flow):
+            tries = max(len(inst.result_by_attempt()), 1)
+            assert inst.mcp_count / tries <= MAX_MCPS_PER_TRY, (dag_id, inst.custom, inst.mcp_count)
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_golden(
+    runs: dict[str, DagsTestRun], dag_id: str, airflow_major: int, update_golden: bool
+) -> None:
+    """Normalised output equals the golden file (``UPDATE_GOLDEN=1`` rewrites it)."""
+    import socket
+
+    got = dump_golden(
+        golden_form(runs[dag_id].recorded.mcps, volatile=[socket.gethostname()])
+    )
+    path = GOLDEN_DIR / f"af{airflow_major}" / f"{dag_id}.json"
+    if update_golden or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got)
+        if not update_golden:
+            pytest.skip(f"wrote missing golden file {path}")
+    assert got == path.read_text(), f"differs from {path}; UPDATE_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_gms_received_what_the_file_got(runs: dict[str, DagsTestRun], dag_id: str) -> None:
+    run = runs[dag_id]
+    if run.gms_mcps is None:
+        pytest.skip("tests/support/fake_gms.py not available yet")
+    assert golden_form(run.gms_mcps) == golden_form(run.recorded.mcps)

@@ -1,0 +1,152 @@
+"""The example and scenario DAGs through a real LocalExecutor deployment with the plugin on.
+
+One deployment per module (start-up is the expensive part: 35-60 s on 2 cores). Every DAG is
+triggered up front, so they run concurrently; each test then waits for its own run. Records
+come from the scheduler, the task processes and (Airflow 3) the API server, each flushing in
+the background, so the checks poll until the record is complete or a deadline passes.
+
+Scenarios (Airflow fires no task end hook in any of them, see AIRFLOW_NOTES.md):
+
+* ``scenario_kill9``: the task process is SIGKILLed on its last attempt;
+* ``scenario_dagrun_timeout``: the run times out while a task runs;
+* ``scenario_upstream_failed``: a failure makes the rest of its chain upstream_failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.airflow_env import (
+    EXAMPLE_DAGS,
+    SCENARIO_DAGS,
+    AirflowEnv,
+    Deployment,
+    combined_dags_folder,
+    datahub_env,
+)
+from tests.integration.expectations import EXPECTED, check_dag_run
+from tests.integration.records import Recorded
+
+pytestmark = pytest.mark.scheduler
+
+EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
+SCENARIOS = ("scenario_kill9", "scenario_dagrun_timeout", "scenario_upstream_failed")
+RECORD_DEADLINE = 45.0  # after the run ended: background flush in the scheduler and tasks
+
+
+class Running:
+    """The module's deployment, its triggered runs and where the plugin writes."""
+
+    def __init__(self, dep: Deployment, out: Path, fake_gms: Any) -> None:
+        self.dep = dep
+        self.out = out
+        self.fake_gms = fake_gms
+        self.run_ids: dict[str, str] = {}
+        self.victim_killed = False
+
+    def recorded(self) -> Recorded:
+        return Recorded.from_file(self.out)
+
+    def wait_recorded(self, dag_id: str) -> tuple[Recorded, list[str]]:
+        """Poll the output until the run's record satisfies every rule (or the deadline)."""
+        deadline = time.monotonic() + RECORD_DEADLINE
+        while True:
+            rec = self.recorded()
+            problems = check_dag_run(rec, dag_id, self.run_ids[dag_id], "manual")
+            if not problems or time.monotonic() > deadline:
+                return rec, problems
+            time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def running(
+    migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory, fake_gms: Any
+) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("scheduler")
+    dags = combined_dags_folder(root / "dags", EXAMPLE_DAGS, SCENARIO_DAGS)
+    home = migrated_home.clone(root / "home", dags_folder=dags)
+    out = root / "datahub-out.json"
+    gms_url = fake_gms.url if fake_gms is not None else None
+    with home.deployment(env=datahub_env(file_path=out, gms_url=gms_url)) as dep:
+        state = Running(dep, out, fake_gms)
+        # scenarios first: their slow tasks then overlap the examples instead of following them
+        for dag_id in (*SCENARIOS, *EXAMPLES):
+            state.run_ids[dag_id] = dep.trigger(dag_id)
+        yield state
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLES)
+def test_example_dag_under_scheduler(running: Running, dag_id: str) -> None:
+    state = running.dep.wait_for_run(dag_id, running.run_ids[dag_id])
+    assert state == "success"
+    _, problems = running.wait_recorded(dag_id)
+    assert not problems, "\n".join(problems)
+
+
+def kill_victim(running: Running) -> None:
+    """Wait for ``victim``'s second (last) try, then SIGKILL its task process; idempotent."""
+    if running.victim_killed:
+        return
+    pid_file = running.dep.af.home / "scenario-state" / "scenario_kill9.victim.pid"
+    deadline = time.monotonic() + 120
+    while True:
+        text = pid_file.read_text() if pid_file.exists() else ""
+        if text.endswith("\n") and text.split()[1] == "2":
+            break
+        assert time.monotonic() < deadline, "victim's second try never started"
+        time.sleep(0.5)
+    time.sleep(2)  # let the try's STARTED leave the task process
+    os.kill(int(text.split()[0]), signal.SIGKILL)
+    running.victim_killed = True
+
+
+def test_kill9_on_last_attempt_is_closed(running: Running) -> None:
+    dag_id = "scenario_kill9"
+    run_id = running.run_ids[dag_id]
+    kill_victim(running)
+    assert running.dep.wait_for_run(dag_id, run_id) == "failed"
+    rec, problems = running.wait_recorded(dag_id)
+    assert not problems, "\n".join(problems)
+    victim = rec.task_run(rec.flow_run(dag_id, run_id), "victim")
+    assert [e.get("attempt") for e in victim.started()] == [1, 2]
+
+
+def test_dagrun_timeout_is_closed(running: Running) -> None:
+    dag_id = "scenario_dagrun_timeout"
+    assert running.dep.wait_for_run(dag_id, running.run_ids[dag_id]) == "failed"
+    tis = {t["task_id"]: t["state"] for t in running.dep.task_instances(dag_id, running.run_ids[dag_id])}
+    assert tis == {"quick": "success", "slow": "skipped"}, "Airflow's own behaviour changed"
+    _, problems = running.wait_recorded(dag_id)
+    assert not problems, "\n".join(problems)
+
+
+def test_upstream_failed_chain_is_closed(running: Running) -> None:
+    dag_id = "scenario_upstream_failed"
+    assert running.dep.wait_for_run(dag_id, running.run_ids[dag_id]) == "failed"
+    tis = {t["task_id"]: t["state"] for t in running.dep.task_instances(dag_id, running.run_ids[dag_id])}
+    assert tis == {
+        "boom": "failed",
+        "middle": "upstream_failed",
+        "last": "upstream_failed",
+        "sibling": "success",
+    }
+    _, problems = running.wait_recorded(dag_id)
+    assert not problems, "\n".join(problems)
+
+
+def test_nothing_left_open_after_all_runs(running: Running) -> None:
+    """Runs last: every triggered run has ended, so no instance may still be open."""
+    kill_victim(running)  # in case the kill test was deselected
+    for dag_id, run_id in running.run_ids.items():
+        running.dep.wait_for_run(dag_id, run_id, timeout=240)
+    deadline = time.monotonic() + RECORD_DEADLINE
+    while (open_ := running.recorded().open_instances()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert open_ == []
+    assert set(EXPECTED) >= set(running.run_ids)

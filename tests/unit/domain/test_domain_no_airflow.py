@@ -1,0 +1,56 @@
+"""The domain is pure: it imports without Airflow, requests or acryl-datahub."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+FORBIDDEN = ("airflow", "requests", "pluggy", "datahub")
+MODULES = (
+    "datahub_airflow_listener.domain.urns",
+    "datahub_airflow_listener.domain.aspects",
+    "datahub_airflow_listener.domain.encode",
+    "datahub_airflow_listener.domain.mcp",
+    "datahub_airflow_listener.domain.parse",
+    "datahub_airflow_listener.domain.runs",
+    "datahub_airflow_listener.domain.templates",
+    "datahub_airflow_listener.domain.instance",
+    "datahub_airflow_listener.entities",
+)
+
+
+@pytest.mark.skipif(
+    os.environ.get("DHAL_EXPECT_NO_AIRFLOW") != "1",
+    reason="only where tox promises an environment without Airflow (DHAL_EXPECT_NO_AIRFLOW=1)",
+)
+def test_airflow_is_not_installed_in_the_unit_environment() -> None:
+    assert importlib.util.find_spec("airflow") is None
+
+
+def test_importing_the_domain_loads_no_airflow_requests_or_datahub() -> None:
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {MODULES!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    loaded = json.loads(out)
+    assert "datahub_airflow_listener.domain.runs" in loaded  # the probe really imported them
+    offending = [m for m in loaded if m.split(".")[0] in FORBIDDEN]
+    assert offending == []
+    layers = [
+        m
+        for m in loaded
+        if m.startswith(("datahub_airflow_listener.transport", "datahub_airflow_listener.adapter"))
+    ]
+    assert layers == []
