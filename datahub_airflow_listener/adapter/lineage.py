@@ -293,19 +293,18 @@ def _is_orm_try_of_this_process(ti: Any) -> bool:
 def _alias_uris_from_db(ti: Any) -> list[str]:
     """Airflow 2: URIs of this try's DatasetEvents that came through an alias.
 
-    Reads through the instance's own session (the one ``_run_raw_task`` just committed), with
-    autoflush off, and never commits: a new session here would be the same scoped session.
+    The events were committed by ``_run_raw_task`` before the hook fired. Read through the
+    instance's own session when it has one (autoflush off, no commit), else through a
+    short-lived session of our own on Airflow's engine -- never ``settings.Session()``,
+    which is the scoped session the task runner is still using.
     """
     try:
         from airflow.models.dataset import DatasetEvent
     except ImportError:
         return []
     from sqlalchemy import select
-    from sqlalchemy.orm import object_session
+    from sqlalchemy.orm import Session, object_session
 
-    session = object_session(ti)
-    if session is None:
-        return []
     query = select(DatasetEvent).where(
         DatasetEvent.source_dag_id == ti.dag_id,
         DatasetEvent.source_task_id == ti.task_id,
@@ -314,11 +313,27 @@ def _alias_uris_from_db(ti: Any) -> list[str]:
         DatasetEvent.source_aliases.any(),
     )
     start = getattr(ti, "start_date", None)
-    if start is not None:
+    if start is not None:  # a cleared and re-run try must not report the earlier try's events
         query = query.where(DatasetEvent.timestamp >= start)
-    with session.no_autoflush:
-        events = session.scalars(query.order_by(DatasetEvent.id)).all()
-        uris = [getattr(e.dataset, "uri", None) for e in events]
+    query = query.order_by(DatasetEvent.id)
+    session = object_session(ti)
+    if session is not None:
+        with session.no_autoflush:
+            return _event_uris(session.scalars(query).all())
+    from airflow import settings
+
+    engine = getattr(settings, "engine", None)
+    if engine is None:
+        return []
+    with Session(bind=engine, autoflush=False, expire_on_commit=False) as own:
+        try:
+            return _event_uris(own.scalars(query).all())
+        finally:
+            own.rollback()
+
+
+def _event_uris(events: Iterable[Any]) -> list[str]:
+    uris = (getattr(getattr(e, "dataset", None), "uri", None) for e in events)
     return list(dict.fromkeys(u for u in uris if isinstance(u, str)))
 
 
