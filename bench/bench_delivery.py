@@ -21,6 +21,7 @@ Targets (issue 3): p99 <= 1 ms in all three cases, >= 20,000 MCPs/s. Figures onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -155,7 +156,9 @@ def percentiles(samples_ns: Sequence[int]) -> str:
     )
 
 
-def paced(calls: Sequence[list[Any]], submit: Callable[[list[Any]], Any], gap_sec: float) -> list[int]:
+def paced(
+    calls: Sequence[list[Any]], submit: Callable[[list[Any]], Any], gap_sec: float
+) -> list[int]:
     samples = []
     for mcps in calls:
         start = time.perf_counter_ns()
@@ -278,10 +281,8 @@ def reference(gms: FakeGmsProcess, calls: int, gap: float, hook_count: int) -> N
         emit = emitter(server)
 
         def call(mcps: list[Any], emit: Any = emit) -> None:
-            try:
+            with contextlib.suppress(Exception):  # a failing emit still cost the hook its time
                 emit.emit_mcps(mcps)
-            except Exception:  # noqa: BLE001  # a failing emit still cost the hook its time
-                pass
 
         samples = paced(workload[:count], call, gap)
         print(f"  {label:<20} {percentiles(samples)}")
@@ -316,7 +317,8 @@ def main() -> None:
     gms = FakeGmsProcess()
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, fake GMS pid {gms.proc.pid}")
+            version = sys.version.split()[0]
+            print(f"python {version}, {os.cpu_count()} CPUs, fake GMS pid {gms.proc.pid}")
             ours_hook_cost(gms, workdir, args.calls, args.gap_ms / 1000)
             ours_throughput(gms, workdir, args.hooks)
             if not args.skip_reference:

@@ -29,6 +29,10 @@ class Dataset:
     def __attrs_post_init__(self) -> None:
         self.urn  # noqa: B018  # validate at DAG-parse time, where the mistake is written
 
+    def __str__(self) -> str:
+        # Airflow serializes unknown inlet/outlet objects by str(); the urn survives that.
+        return self.urn
+
 
 @attrs.frozen
 class Urn:
@@ -44,3 +48,6 @@ class Urn:
 
     def __attrs_post_init__(self) -> None:
         parse_urn(self.value)
+
+    def __str__(self) -> str:
+        return self.urn

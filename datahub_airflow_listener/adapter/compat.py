@@ -61,6 +61,7 @@ __all__ = [
     "ran_in_this_process",
     "read_task_instances",
     "run_type_of",
+    "skipped_hook_fires",
     "task_log_url",
     "to_ms",
     "to_iso",
@@ -115,11 +116,28 @@ def airflow_version() -> str:
         return ""
 
 
+def _version_tuple() -> tuple[int, int]:
+    parts = airflow_version().split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
 @functools.cache
 def is_airflow_3() -> bool:
     """True on Airflow 3.x (task SDK, new UI routes, Assets)."""
-    head = airflow_version().split(".", 1)[0]
-    return head.isdigit() and int(head) >= 3
+    return _version_tuple() >= (3, 0)
+
+
+@functools.cache
+def skipped_hook_fires() -> bool:
+    """True where a task that skips itself fires ``on_task_instance_skipped`` (3.2+).
+
+    2.x has no such hook; 3.0 and 3.1 have none in their task runner either. There a try
+    that raised a skip gets no end hook at all and must be closed at the DAG run's end.
+    """
+    return _version_tuple() >= (3, 2)
 
 
 # -- which process are we in -------------------------------------------------------------------
@@ -311,12 +329,15 @@ def _read_detached(dag_run: Any) -> list[Any]:
 def get_connection(conn_id: str) -> ConnectionFields:
     """Resolve a connection in whatever process this is; raise ConnectionNotFound if absent.
 
-    Which thread may call this (measured on the task SDK's sources, see the adapter README):
+    Which thread may call this (read from the task SDK's sources of each release):
 
-    * task-SDK process: call it on the thread that runs the hooks. The supervisor channel has
-      no lock before task SDK 1.2 (Airflow 3.0, 3.1), and the in-process channel of
-      ``airflow dags test`` swaps a module global around each request on every 3.x release,
-      so a second thread can read another request's answer.
+    * task-SDK process: call it on the thread that runs the hooks. ``CommsDecoder.send``
+      (request, then blocking read of the answer on one socket) has no lock in task SDK
+      1.0/1.1 (Airflow 3.0, 3.1; 1.0.0 locked only some callers), so a second thread can
+      interleave frames or read another request's answer; 1.2+ (Airflow 3.2, 3.3) guards it
+      with a ``threading.Lock``. The in-process channel of ``airflow dags test``
+      (``InProcessSupervisorComms``) pops answers from a shared deque and swaps the module
+      global ``SUPERVISOR_COMMS`` around each request, on every 3.x: never thread-safe.
     * everywhere else: call it OFF the hook's thread. The metadata-DB backend opens
       ``create_session()``, which is the thread's scoped session -- inside a scheduler hook that
       is the scheduler's own session, and the backend commits and closes it. A background

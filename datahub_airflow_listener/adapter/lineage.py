@@ -260,7 +260,7 @@ def resolved_alias_uris(ti: Any) -> tuple[list[str], str | None]:
     return [], None
 
 
-# -- version differences (candidates for compat) ------------------------------------------------
+# -- version differences (candidates for compat) --------------------------------------------------
 
 
 def _runtime_outlet_events(ti: Any) -> Any:
@@ -337,7 +337,7 @@ def _event_uris(events: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(u for u in uris if isinstance(u, str)))
 
 
-# -- logging ------------------------------------------------------------------------------------
+# -- logging --------------------------------------------------------------------------------------
 
 _MAX_REMEMBERED: Final = 5000
 _logged: OrderedDict[str, None] = OrderedDict()

@@ -74,14 +74,14 @@ class DatahubListener:
             self._get_recorder().dag_run_running(dag_run)
 
     @hookimpl
-    def on_dag_run_success(self, dag_run: Any) -> None:
+    def on_dag_run_success(self, dag_run: Any, msg: Any) -> None:
         with self._guard("on_dag_run_success"):
-            self._get_recorder().dag_run_finished(dag_run)
+            self._get_recorder().dag_run_finished(dag_run, msg)
 
     @hookimpl
-    def on_dag_run_failed(self, dag_run: Any) -> None:
+    def on_dag_run_failed(self, dag_run: Any, msg: Any) -> None:
         with self._guard("on_dag_run_failed"):
-            self._get_recorder().dag_run_finished(dag_run)
+            self._get_recorder().dag_run_finished(dag_run, msg)
 
     # -- task instances ---------------------------------------------------------------------------
 

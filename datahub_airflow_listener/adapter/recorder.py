@@ -211,7 +211,7 @@ class RunRecorder:
         mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
         runtime.submit(mcps)
 
-    def dag_run_finished(self, dag_run: Any) -> None:
+    def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
         runtime = self._runtime(extract_dag_id(dag_run))
         if runtime is None:
             return
@@ -230,21 +230,31 @@ class RunRecorder:
             # Re-send (identical if another process sent it): covers HA and restarts.
             self._dag_runs_started.add(key, facts.start_ms)
             mcps.extend(runtime.mapper.dag_run_started(facts))
-        mcps.extend(self._close_task_instances(runtime, dag_run, facts.end_ms))
+        timed_out = msg == "timed_out"
+        mcps.extend(self._close_task_instances(runtime, dag_run, facts.end_ms, timed_out))
         result, _native = extract.dag_run_result(facts.state)
         mcps.extend(runtime.mapper.dag_run_completed(facts, result))
         runtime.submit(mcps)
 
     def _close_task_instances(
-        self, runtime: Runtime, dag_run: Any, run_end_ms: int | None
+        self, runtime: Runtime, dag_run: Any, run_end_ms: int | None, timed_out: bool
     ) -> list[Any]:
-        """STARTED (if needed) + COMPLETE for every task try of the run without its own end.
+        """Close every task try of the run that may have had no end event, from its state.
 
-        Skipped: tries this process already ended, and successful tries that ran on a worker
-        (their own success hook fired there). Everything else -- upstream_failed, skipped by a
-        branch or by a run timeout, EmptyOperator under the scheduler, killed, marked in the
-        UI -- is closed from its final state. A try that never ran is opened at its end time.
-        Re-sent events are identical (same timestamps), so overlap with the worker is harmless.
+        * Never ran (no hostname): upstream_failed, skipped by a branch, EmptyOperator under
+          the scheduler, never scheduled, marked in the UI -> STARTED at its end time (with its
+          properties and links) + COMPLETE.
+        * Ran on a worker, whose own hook reported the end -> nothing: success; skipped by
+          itself where ``on_task_instance_skipped`` exists (3.2+).
+        * Ran on a worker, maybe without an end hook -> COMPLETE only (its STARTED came from
+          the worker): failed (a kill -9 on the last attempt fires no hook and looks the same
+          in the database as a reported failure), still running/queued when the run ended,
+          skipped by a DAG-run timeout (``msg == "timed_out"``) or by itself before 3.2.
+
+        The COMPLETE of a failure the worker did report is then sent twice: same attempt and
+        result, but at the metadata DB's end time, which on Airflow 3 the supervisor stamps a
+        little after the task's own (identical on 2.x). Its STARTED is never re-sent: the DB's
+        start time differs from the worker's, and a second STARTED would read as a restart.
         """
         try:
             tis = compat.read_task_instances(dag_run)
@@ -257,10 +267,11 @@ class RunRecorder:
             )
             return []
         mcps: list[Any] = []
+        self_skip_reported = compat.skipped_hook_fires() and not timed_out
         for ti in tis:
             state = compat.enum_value(getattr(ti, "state", None))
             ran = bool(getattr(ti, "hostname", None))
-            if state == "success" and ran:
+            if ran and (state == "success" or (state == "skipped" and self_skip_reported)):
                 continue
             task_id = compat.enum_value(getattr(ti, "task_id", None)) or ""
             facts = self._task_facts(
@@ -277,12 +288,12 @@ class RunRecorder:
                 continue
             if facts.end_ms is None:
                 facts = _with(facts, end_ms=run_end_ms)
-            if not ran or facts.start_ms is None:
-                facts = _started_at_end(facts)
             result, native = extract.result_for_state(state, ran=ran)
-            self._tries_started.add(key, facts.start_ms)
             self._tries_ended.add(key)
-            mcps.extend(runtime.mapper.task_run_started(facts))
+            if not ran:
+                facts = _started_at_end(facts)
+                self._tries_started.add(key, facts.start_ms)
+                mcps.extend(runtime.mapper.task_run_started(facts))
             mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
         return mcps
 

@@ -132,6 +132,14 @@ DispatcherFactory = Callable[[SinkFactories, DatahubConfig], Dispatcher]
 def _transport_dispatcher(sinks: SinkFactories, config: DatahubConfig) -> Dispatcher:
     from datahub_airflow_listener.transport import DispatcherConfig, build_dispatcher
 
+    try:  # once per process; owner-only, like the files the transport puts there
+        os.makedirs(config.outbox_path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        log.warning(
+            "datahub-airflow-listener: cannot create %s (%s); events stay in memory",
+            config.outbox_path,
+            exc,
+        )
     return build_dispatcher(
         sinks,
         os.path.join(config.outbox_path, OUTBOX_FILENAME),

@@ -2,10 +2,12 @@
 
 Entry points for the listener (each never raises; problems are logged once, as warnings):
 
-* :func:`templates_for` ``(dag, config, *, version=None) -> list[MCP]`` -- the DAG's template
-  MCPs if their fingerprint differs from the last one THIS process sent for that dag id, else
-  ``[]``. ``dag`` is any DAG object: the task SDK's ``DAG``, the scheduler's
-  ``SerializedDAG`` (``dag_run.dag``) or an Airflow 2 ``DAG``. ``version`` is an optional cheap
+* :func:`templates_for` ``(dag, config, *, version=None, base_url=None) -> list[MCP]`` -- the
+  DAG's template MCPs if their fingerprint differs from the last one sent for that dag id
+  (by this process, or by any process sharing ``config.outbox_path``, where fingerprints are
+  kept under ``templates/``), else ``[]``; unchanged templates are resent once a day.
+  ``dag`` is any DAG object: the task SDK's ``DAG``, the scheduler's ``SerializedDAG``
+  (``dag_run.dag``) or an Airflow 2 ``DAG``. ``version`` is an optional cheap
   key that changes with the DAG (3.x ``dag_run.created_dag_version_id``, see
   :func:`dag_version_key`): when it equals the last one seen, nothing is even built.
 * :func:`task_end_lineage` ``(task, ti, *, config, run_urn, when_ms) -> list[MCP]`` -- at the
@@ -18,21 +20,24 @@ Entry points for the listener (each never raises; problems are logged once, as w
 Where to call :func:`templates_for`: where a DAG is seen once per run, i.e.
 ``on_dag_run_running`` in the scheduler (``dag_run.dag``), and, because ``airflow dags test``
 fires no running hook, on the first task event of a run in a ``dags test`` process
-(``ti.task.dag``). NOT in an ordinary task process: each try runs in a fresh process, so
-"first seen by this process" would mean every task start. The per-process memory
-(:class:`TemplateTracker`) is bounded and thread-safe; a forked child inherits it, which is
-right (the parent already sent those templates).
+(``ti.task.dag``). NOT in an ordinary task process: each try runs in a fresh process, so even
+the fingerprint check (building the whole DAG's MCPs) would run on every task start. The
+memory (:class:`TemplateTracker`) is bounded and thread-safe; a forked child inherits it,
+which is right (the parent already sent those templates).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -60,15 +65,18 @@ __all__ = [
     "dag_facts",
     "dag_version_key",
     "get_tracker",
+    "reset_trackers",
     "task_end_lineage",
     "task_facts",
     "templates_for",
 ]
 
 _MAX_DAGS: Final = 5000
+_REFRESH_SEC: Final = 24 * 3600.0
+_STATE_SUBDIR: Final = "templates"
 
 
-# -- facts ------------------------------------------------------------------------------------
+# -- facts ----------------------------------------------------------------------------------------
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -179,14 +187,14 @@ def dag_facts(
 
 
 def _tasks(dag: Any) -> list[Any]:
-    tasks = _get(dag, "tasks")
+    """The DAG's tasks; a DAG whose tasks cannot be read raises (no half templates)."""
+    tasks = getattr(dag, "tasks", None)
     if tasks is None:
-        task_dict = _get(dag, "task_dict") or {}
-        tasks = list(task_dict.values())
+        tasks = list((getattr(dag, "task_dict", None) or {}).values())
     return sorted(tasks, key=lambda t: str(_get(t, "task_id")))
 
 
-# -- version differences (candidates for compat) ------------------------------------------------
+# -- version differences (candidates for compat) --------------------------------------------------
 
 
 def schedule_text(dag: Any) -> str | None:
@@ -282,39 +290,61 @@ def dag_version_key(dag_run: Any) -> Hashable | None:
     return key  # type: ignore[no-any-return]  # hashable, checked above
 
 
-# -- the tracker ------------------------------------------------------------------------------
+# -- the tracker ----------------------------------------------------------------------------------
 
 
 @attrs.frozen
 class _Seen:
     fingerprint: str
     version: Hashable | None
+    at: float
 
 
 class TemplateTracker:
-    """Per process: the fingerprint of the templates last sent for each dag id.
+    """The fingerprint of the templates last sent for each dag id, per process (and, with
+    ``state_dir``, per machine).
 
-    Thread-safe; bounded to ``max_dags`` entries (the least recently seen is forgotten, and
-    would merely be sent again). Only one of two threads racing on the same change gets the
-    MCPs back.
+    * Thread-safe; bounded to ``max_dags`` entries in memory (the least recently seen is
+      forgotten and would merely be sent again). Of threads racing on one change, only one
+      gets the MCPs back.
+    * ``state_dir``: also keep each fingerprint in a small file there, so a new process (every
+      ``airflow dags test``, a restarted scheduler) does not resend unchanged templates.
+      Processes racing on one change may both send (identical UPSERTs: harmless).
+    * ``refresh_sec``: templates are resent after this long even if unchanged, which bounds
+      the damage of a process that recorded a fingerprint but died before its MCPs were
+      delivered.
     """
 
-    def __init__(self, max_dags: int = _MAX_DAGS) -> None:
+    def __init__(
+        self,
+        max_dags: int = _MAX_DAGS,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        refresh_sec: float = _REFRESH_SEC,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
         self._max = max_dags
         self._lock = threading.Lock()
+        self._dir = os.path.join(os.fspath(state_dir), _STATE_SUBDIR) if state_dir else None
+        self._refresh = refresh_sec
+        self._clock = clock
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._seen)
 
     def forget(self, dag_id: str | None = None) -> None:
-        """Forget one DAG (or all): its templates are sent again next time."""
+        """Forget one DAG (or all), in memory: its templates are sent again next time unless
+        ``state_dir`` remembers them."""
         with self._lock:
             if dag_id is None:
                 self._seen.clear()
             else:
                 self._seen.pop(dag_id, None)
+
+    def _fresh(self, seen: _Seen | None) -> bool:
+        return seen is not None and self._clock() - seen.at < self._refresh
 
     def is_current(self, dag_id: str, version: Hashable | None) -> bool:
         """True if ``version`` is the one last sent for ``dag_id`` (nothing to build)."""
@@ -322,20 +352,62 @@ class TemplateTracker:
             return False
         with self._lock:
             seen = self._seen.get(dag_id)
-            if seen is None or seen.version != version:
+            if not self._fresh(seen) or seen is None or seen.version != version:
                 return False
             self._seen.move_to_end(dag_id)
             return True
 
     def record(self, dag_id: str, fingerprint: str, version: Hashable | None = None) -> bool:
-        """Remember ``fingerprint``; True if it differs from the last one (send them)."""
+        """Remember ``fingerprint``; True if the templates should be sent (changed, never
+        seen, or last sent more than ``refresh_sec`` ago)."""
+        now = self._clock()
         with self._lock:
             seen = self._seen.get(dag_id)
-            self._seen[dag_id] = _Seen(fingerprint, version)
+            if seen is None and self._dir is not None:
+                seen = self._read(dag_id)
+            send = not self._fresh(seen) or seen is None or seen.fingerprint != fingerprint
+            at = now if send or seen is None else seen.at
+            self._seen[dag_id] = _Seen(fingerprint, version, at)
             self._seen.move_to_end(dag_id)
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
-            return seen is None or seen.fingerprint != fingerprint
+        if send and self._dir is not None:
+            self._write(dag_id, fingerprint)
+        return send
+
+    # -- the state directory ---------------------------------------------------------------------
+
+    def _path(self, dag_id: str) -> str:
+        name = hashlib.sha256(dag_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return os.path.join(self._dir or ".", name)
+
+    def _read(self, dag_id: str) -> _Seen | None:
+        path = self._path(dag_id)
+        try:
+            with open(path, encoding="ascii") as handle:
+                stored_id, fingerprint = handle.read().split("\n")[:2]
+            at = os.stat(path).st_mtime
+        except (OSError, ValueError, UnicodeError):
+            return None
+        if stored_id != dag_id.encode("unicode_escape").decode("ascii"):
+            return None
+        return _Seen(fingerprint, None, at)
+
+    def _write(self, dag_id: str, fingerprint: str) -> None:
+        """Atomic replace; a read-only or full disk only costs resending later."""
+        if self._dir is None:
+            return
+        path = self._path(dag_id)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            os.makedirs(self._dir, exist_ok=True)
+            with open(tmp, "w", encoding="ascii") as handle:
+                handle.write(f"{dag_id.encode('unicode_escape').decode('ascii')}\n{fingerprint}\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("template state for %s not written: %s", dag_id, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
     def templates_for(
         self,
@@ -367,12 +439,26 @@ class TemplateTracker:
             return []
 
 
-_tracker = TemplateTracker()
+_trackers: dict[str | None, TemplateTracker] = {}
+_trackers_lock = threading.Lock()
 
 
-def get_tracker() -> TemplateTracker:
-    """The process's tracker."""
-    return _tracker
+def get_tracker(config: Any = None) -> TemplateTracker:
+    """The process's tracker for ``config``: its state lives under ``config.outbox_path``
+    (``<outbox_path>/templates/``) when the config has one, else in memory only."""
+    state_dir = _get(config, "outbox_path")
+    key = str(state_dir) if state_dir else None
+    with _trackers_lock:
+        tracker = _trackers.get(key)
+        if tracker is None:
+            tracker = _trackers[key] = TemplateTracker(state_dir=key)
+        return tracker
+
+
+def reset_trackers() -> None:
+    """Forget every tracker of this process (tests)."""
+    with _trackers_lock:
+        _trackers.clear()
 
 
 def templates_for(
@@ -382,11 +468,11 @@ def templates_for(
     version: Hashable | None = None,
     base_url: str | None = None,
 ) -> list[MetadataChangeProposal]:
-    """:meth:`TemplateTracker.templates_for` on the process's tracker."""
-    return _tracker.templates_for(dag, config, version=version, base_url=base_url)
+    """:meth:`TemplateTracker.templates_for` on the process's tracker for ``config``."""
+    return get_tracker(config).templates_for(dag, config, version=version, base_url=base_url)
 
 
-# -- lineage known at task end ----------------------------------------------------------------
+# -- lineage known at task end --------------------------------------------------------------------
 
 
 def task_end_lineage(

@@ -127,7 +127,7 @@ class Unresolved:
     reason: str
 
 
-# -- URI naming rules -------------------------------------------------------------------------
+# -- URI naming rules -----------------------------------------------------------------------------
 
 
 class _Rule(NamedTuple):
@@ -348,7 +348,7 @@ def _literal_arguments(text: str) -> tuple[list[Any], dict[str, Any]] | None:
     return args, kwargs
 
 
-# -- annotations ---------------------------------------------------------------------------------
+# -- annotations ----------------------------------------------------------------------------------
 
 
 class TaskLineage(NamedTuple):
@@ -511,7 +511,7 @@ def _warning(task: str, side: str, value: object, what: str) -> str:
     return f"task {task}: {side} {_shown(value)}: {what}"
 
 
-# -- dataset_pattern ----------------------------------------------------------------------------
+# -- dataset_pattern ------------------------------------------------------------------------------
 
 
 class PatternLike(Protocol):

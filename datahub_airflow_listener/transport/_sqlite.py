@@ -8,6 +8,9 @@ Used by the outbox and the local store. Contract:
 * One connection per (process, thread), opened lazily: a connection never crosses a fork or a
   thread. A connection inherited over ``fork()`` is deliberately never closed in the child
   (SQLite forbids using it there, and closing could disturb the parent's locks).
+* Opening a connection (WAL switch, schema) is serialized across processes by ``flock`` on a
+  ``<file>.lock`` sidecar: SQLite fails fast, not after the busy timeout, when several
+  processes initialise a fresh file at once.
 * Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on SQLite's lock (up to
   ``busy_timeout_ms``) instead of failing half-way; ``synchronous=NORMAL`` in WAL mode survives
   a process crash, which is the durability this package promises.
@@ -16,6 +19,7 @@ Used by the outbox and the local store. Contract:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -43,14 +47,54 @@ class SqliteFile:
     def __repr__(self) -> str:
         return f"SqliteFile({str(self.path)!r})"
 
-    def _prepare(self) -> None:
+    @contextlib.contextmanager
+    def _setup_lock(self) -> Iterator[None]:
+        """Serialize first-time setup across threads and processes (flock on a sidecar).
+
+        Turning a fresh file into WAL mode from several processes at once fails with "disk I/O
+        error" or "database is locked" without waiting for the busy timeout; after setup,
+        SQLite's own locking and busy timeout are enough.
+        """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _prepare(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_uid == os.getuid():
                 os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
+
+    def _open(self) -> sqlite3.Connection:
+        with self._setup_lock():
+            self._prepare()
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,  # explicit BEGIN/COMMIT below
+                check_same_thread=False,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+                (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                with self.transaction(conn):
+                    # Not executescript(): it would COMMIT first and run outside this transaction.
+                    for statement in filter(None, (s.strip() for s in self._schema.split(";"))):
+                        conn.execute(statement)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created, and the schema ensured, on first use)."""
@@ -60,20 +104,7 @@ class SqliteFile:
             if cached[0] == pid:
                 return cached[1]
             _ABANDONED.append(cached[1])
-        self._prepare()
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_ms / 1000,
-            isolation_level=None,  # explicit BEGIN/COMMIT below
-            check_same_thread=False,
-        )
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with self.transaction(conn):
-            # Not executescript(): it would COMMIT first and run outside this transaction.
-            for statement in filter(None, (s.strip() for s in self._schema.split(";"))):
-                conn.execute(statement)
+        conn = self._open()
         self._local.conn = (pid, conn)
         with self._lock:
             self._all.append((pid, conn))

@@ -25,7 +25,7 @@ import abc
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -69,30 +69,32 @@ class McpLike(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def _compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # reused: json.dumps(**kw) builds one per call
 
 
-@attrs.frozen(kw_only=True)
-class WireRecord:
+class WireRecord(NamedTuple):
     """One wire-form MCP serialized exactly once, plus the fields needed to route and log it.
 
     ``payload`` is the compact JSON of the Rest.li envelope. Transports that only forward it
-    (REST, the local store, the outbox) never parse it again.
+    (REST, the local store, the outbox) never parse it again. A NamedTuple because the sender
+    builds one per MCP on its hot path.
     """
 
     urn: str
     aspect_name: str
     entity_type: str
-    payload: str = attrs.field(repr=False)
+    payload: str
+
+    def __repr__(self) -> str:
+        return f"WireRecord(urn={self.urn!r}, aspect_name={self.aspect_name!r})"
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> WireRecord:
         return cls(
-            urn=str(wire.get("entityUrn", "")),
-            aspect_name=str(wire.get("aspectName", "")),
-            entity_type=str(wire.get("entityType", "")),
-            payload=_compact(wire),
+            str(wire.get("entityUrn", "")),
+            str(wire.get("aspectName", "")),
+            str(wire.get("entityType", "")),
+            _ENCODER.encode(wire),
         )
 
     def wire(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ import atexit
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -171,11 +172,18 @@ class Dispatcher:
     def _reset_process_state(self) -> None:
         """Everything that must not be shared with a forked child."""
         self._pid = os.getpid()
+        # Data in a deque (append is atomic); wake-ups through a C SimpleQueue whose put never
+        # blocks on a Python-level lock the sender might hold. ``_idle`` says the sender is
+        # about to sleep, so a submit only pays for a wake-up when one is needed.
         self._queue: deque[tuple[tuple[McpLike, ...], int]] = deque()
-        self._wake = threading.Event()
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._idle = False
         self._spool_lock = threading.Lock()
+        self._fallback_lock = threading.Lock()
         self._ship_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the spooler
+        self._shipper: threading.Thread | None = None
+        self._ship_wake = threading.Event()
         self._thread_lock = threading.Lock()
         self._holder = new_holder_id()
         self._delivered = 0
@@ -196,51 +204,90 @@ class Dispatcher:
         try:
             if self._closed or not mcps:
                 return
-            queue = self._queue
-            if len(queue) >= self.config.max_queue:
-                dropped, _ = queue.popleft()
-                self._dropped += len(dropped)
-                if not self._warned_queue_full:
-                    self._warned_queue_full = True
-                    log.warning(
-                        "DataHub sender is %d submissions behind; dropping the oldest "
-                        "(counted, not logged again)",
-                        self.config.max_queue,
-                    )
-            queue.append((tuple(mcps), int(time.time() * 1000)))
+            pending = self._queue
+            if len(pending) >= self.config.max_queue:
+                self._drop_oldest_submission()
+            pending.append((tuple(mcps), int(time.time() * 1000)))
             if self._thread is None:
                 self._start_thread()
-            self._wake.set()
+            if self._idle:
+                self._wake.put(None)
         except Exception:  # a hook must never fail because of us
             log.debug("DataHub submit failed", exc_info=True)
 
+    def _drop_oldest_submission(self) -> None:
+        try:
+            dropped, _ = self._queue.popleft()
+        except IndexError:  # the sender emptied it meanwhile
+            return
+        self._dropped += len(dropped)
+        if not self._warned_queue_full:
+            self._warned_queue_full = True
+            log.warning(
+                "DataHub sender is %d submissions behind; dropping the oldest "
+                "(counted, not logged again)",
+                self.config.max_queue,
+            )
+
     def _start_thread(self) -> None:
+        """Start the spooler (which starts the shipper): the hook pays for one thread start."""
         with self._thread_lock:
             if self._thread is not None:
                 return
             thread = threading.Thread(
-                target=self._run, name="datahub-airflow-listener-sender", daemon=True
+                target=self._run_spooler, name="datahub-listener-spooler", daemon=True
             )
             thread.start()
             self._thread = thread
 
-    # ------------------------------------------------------------------ background thread
+    # ------------------------------------------------------------------ background threads
+    #
+    # Two daemon threads: the spooler makes submitted events durable within milliseconds even
+    # while the shipper sits in a slow request; the shipper delivers from the outbox.
 
-    def _run(self) -> None:
+    def _run_spooler(self) -> None:
+        self._shipper = threading.Thread(
+            target=self._run_shipper, name="datahub-listener-shipper", daemon=True
+        )
+        self._shipper.start()
         while not self._closed:
-            self._wake.wait(self._seconds_until_due())
-            self._wake.clear()
+            self._sleep_until_woken(self.config.poll_interval_sec)
             if self._closed:
                 return
             try:
                 self._spool()
+            except Exception:  # keep the thread alive whatever happens
+                log.warning("DataHub spooler failed; continuing", exc_info=True)
+                time.sleep(0.5)
+
+    def _run_shipper(self) -> None:
+        while not self._closed:
+            self._ship_wake.wait(self._seconds_until_due())
+            self._ship_wake.clear()
+            if self._closed:
+                return
+            try:
                 self._poll_outbox()
                 for sink in self._sinks:
                     if sink.has_work and time.monotonic() >= sink.retry_at:
                         self._ship(sink, deadline=None)
             except Exception:  # keep the thread alive whatever happens
-                log.warning("DataHub sender loop failed; continuing", exc_info=True)
+                log.warning("DataHub shipper failed; continuing", exc_info=True)
                 time.sleep(0.5)
+
+    def _sleep_until_woken(self, timeout: float) -> None:
+        # Order matters: announce idleness, then look at the queue, then sleep. A submit that
+        # appends after the look sees ``_idle`` and sends a wake-up token.
+        self._idle = True
+        try:
+            if not self._queue and timeout > 0:
+                with contextlib.suppress(queue.Empty):
+                    self._wake.get(timeout=timeout)
+        finally:
+            self._idle = False
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._wake.get_nowait()
 
     def _seconds_until_due(self) -> float:
         now = time.monotonic()
@@ -267,24 +314,27 @@ class Dispatcher:
             return False
         try:
             batch = []
-            queue = self._queue
-            while queue:
-                batch.append(queue.popleft())
+            memory = self._queue
+            with contextlib.suppress(IndexError):
+                while memory:
+                    batch.append(memory.popleft())
             records = self._serialize(batch)
             for sink in self._sinks:
-                pending = [*sink.fallback, *records]
-                if not pending:
-                    continue
-                try:
-                    self._dropped += self.outbox.put(sink.name, pending)
-                except Exception as exc:
-                    self._keep_in_memory(sink, pending, exc)
-                else:
-                    sink.fallback = []
-                    sink.has_work = True
-                    if self._outbox_broken:
-                        self._outbox_broken = False
-                        log.warning("DataHub outbox %s is writable again", self.outbox.path)
+                with self._fallback_lock:
+                    pending = [*sink.fallback, *records]
+                    if not pending:
+                        continue
+                    try:
+                        self._dropped += self.outbox.put(sink.name, pending)
+                    except Exception as exc:
+                        self._keep_in_memory(sink, pending, exc)
+                    else:
+                        sink.fallback = []
+                        if self._outbox_broken:
+                            self._outbox_broken = False
+                            log.warning("DataHub outbox %s is writable again", self.outbox.path)
+                sink.has_work = True
+                self._ship_wake.set()
             return True
         finally:
             self._spool_lock.release()
@@ -356,7 +406,7 @@ class Dispatcher:
     def _ship_outbox(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
         outbox = self.outbox
         try:
-            while deadline is None or time.monotonic() < deadline:
+            while not self._closed and (deadline is None or time.monotonic() < deadline):
                 rows = outbox.claim(
                     sink.name,
                     self._holder,
@@ -378,8 +428,6 @@ class Dispatcher:
                     self._sink_failed(sink, str(report.error))
                     return False
                 self._sink_recovered(sink)
-                if deadline is None:
-                    self._spool(timeout=0.05)  # keep new events durable during a long backlog
             return False
         except Exception as exc:  # the outbox itself failed (disk full, locked too long)
             self._sink_failed(sink, f"outbox error: {type(exc).__name__}: {exc}")
@@ -389,21 +437,20 @@ class Dispatcher:
                 outbox.release(sink.name, self._holder)
 
     def _settle(self, sink: _Sink, rows: list[OutboxRow], report: EmitReport) -> None:
-        failed_index = {f.index: f for f in report.failed}
-        delivered = [r for i, r in enumerate(rows[: report.settled]) if i not in failed_index]
         condemned = [(rows[f.index], f.error.status, str(f.error)) for f in report.failed]
-        self.outbox.settle(sink.name, delivered, condemned)
-        self._delivered += len(delivered)
+        self._delivered += self.outbox.settle(sink.name, rows[: report.settled], condemned)
         self._failed += len(condemned)
 
     def _ship_memory(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
         """Degraded path (outbox unwritable): emit the in-memory fallback directly."""
         while sink.fallback and (deadline is None or time.monotonic() < deadline):
-            chunk = sink.fallback[: self.config.batch_rows]
+            with self._fallback_lock:
+                chunk = sink.fallback[: self.config.batch_rows]
             report = transport.emit_records(chunk, deadline=self._emit_deadline(deadline))
             self._delivered += report.delivered
             self._failed += len(report.failed)
-            del sink.fallback[: report.settled]
+            with self._fallback_lock:  # the spooler only ever appends behind this prefix
+                del sink.fallback[: report.settled]
             if report.error is not None:
                 self._sink_failed(sink, str(report.error))
                 return False
@@ -411,6 +458,9 @@ class Dispatcher:
         return not sink.fallback
 
     def _sink_failed(self, sink: _Sink, reason: str) -> None:
+        if self._closed:  # a request that outlived close(): its rows stay in the outbox
+            log.debug("DataHub destination %s failed after close: %s", sink.name, reason)
+            return
         if sink.failures == 0:
             waiting = self._safe_waiting(sink)
             log.warning(
@@ -504,16 +554,21 @@ class Dispatcher:
         """Flush (bounded), stop the thread, close transports. Later submits are ignored."""
         report = self.flush(timeout)
         self._closed = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=0.5)
-        with self._ship_lock:
-            for sink in self._sinks:
-                if sink.transport is not None:
-                    with contextlib.suppress(Exception):
-                        sink.transport.close()
-                    sink.transport = None
+        self._wake.put(None)
+        self._ship_wake.set()
+        for thread in (self._thread, self._shipper):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=0.2)
+        # The sender may be inside a slow request: never wait for it here (it is a daemon).
+        if self._ship_lock.acquire(timeout=0.2):
+            try:
+                for sink in self._sinks:
+                    if sink.transport is not None:
+                        with contextlib.suppress(Exception):
+                            sink.transport.close()
+                        sink.transport = None
+            finally:
+                self._ship_lock.release()
         if self.config.register_atexit:
             atexit.unregister(self._atexit)
         return report

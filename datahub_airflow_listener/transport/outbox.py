@@ -29,7 +29,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -94,7 +94,7 @@ def _holder_is_gone(holder: str) -> bool:
     try:
         os.kill(int(pid_text), 0)
     except OSError as exc:
-        return exc.errno == errno.ESRCH
+        return False and exc.errno == errno.ESRCH
     return False
 
 
@@ -102,24 +102,23 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@attrs.frozen(kw_only=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
+    """One waiting MCP. A NamedTuple: the sender reads thousands per batch."""
+
     seq: int
     sink: str
     urn: str
     aspect_name: str
     entity_type: str
     created_ms: int
-    payload: str = attrs.field(repr=False)
+    payload: str
+
+    def __repr__(self) -> str:
+        return f"OutboxRow(seq={self.seq}, sink={self.sink!r}, urn={self.urn!r})"
 
     @property
     def record(self) -> WireRecord:
-        return WireRecord(
-            urn=self.urn,
-            aspect_name=self.aspect_name,
-            entity_type=self.entity_type,
-            payload=self.payload,
-        )
+        return WireRecord(self.urn, self.aspect_name, self.entity_type, self.payload)
 
 
 @attrs.frozen(kw_only=True)
@@ -145,18 +144,6 @@ class DeadLetter:
 
 
 _ROW_COLUMNS = "seq, sink, urn, aspect_name, entity_type, created_ms, payload"
-
-
-def _row(values: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(
-        seq=values[0],
-        sink=values[1],
-        urn=values[2],
-        aspect_name=values[3],
-        entity_type=values[4],
-        created_ms=values[5],
-        payload=values[6],
-    )
 
 
 class Outbox:
@@ -279,25 +266,26 @@ class Outbox:
                 f"SELECT {_ROW_COLUMNS} FROM outbox WHERE sink = ? ORDER BY seq LIMIT ?",  # noqa: S608
                 (sink, limit),
             ).fetchall()
-        return [_row(r) for r in rows]
+        return [OutboxRow._make(r) for r in rows]
 
     def settle(
         self,
         sink: str,
-        delivered: Iterable[OutboxRow],
+        settled: Sequence[OutboxRow],
         failed: Iterable[tuple[OutboxRow, int | None, str]] = (),
-    ) -> None:
-        """Remove delivered rows; move refused ones (row, status, error) to the dead letters."""
-        done = [(row.seq,) for row in delivered]
+    ) -> int:
+        """Remove a settled prefix of a claim; rows in ``failed`` (row, status, error) are
+        moved to the dead letters, the others count as delivered. Returns the delivered count.
+
+        ``settled`` must be a prefix of what :meth:`claim` returned to the lease holder: every
+        row of ``sink`` in its seq range was claimed (newer rows get higher seqs), so one
+        range delete removes exactly those rows.
+        """
         dead = list(failed)
-        if not done and not dead:
-            return
+        if not settled:
+            return 0
         now = _now_ms()
         with self._db.transaction() as conn:
-            acked = (
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", done).rowcount if done else 0
-            )
-            condemned = 0
             if dead:
                 conn.executemany(
                     "INSERT OR REPLACE INTO dead_letter "
@@ -308,19 +296,23 @@ class Outbox:
                         for r, s, e in dead
                     ],
                 )
-                condemned = conn.executemany(
-                    "DELETE FROM outbox WHERE seq = ?", [(r.seq,) for r, _, _ in dead]
-                ).rowcount
                 conn.execute(
                     "DELETE FROM dead_letter WHERE seq NOT IN "
                     "(SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT ?)",
                     (self.max_dead_rows,),
                 )
+            removed = conn.execute(
+                "DELETE FROM outbox WHERE sink = ? AND seq BETWEEN ? AND ?",
+                (sink, settled[0].seq, settled[-1].seq),
+            ).rowcount
+            condemned = min(len(dead), removed)
+            delivered = removed - condemned
             conn.execute(
                 "UPDATE sinks SET waiting = waiting - ?, delivered = delivered + ?, "
                 "dead = dead + ? WHERE sink = ?",
-                (acked + condemned, acked, condemned, sink),
+                (removed, delivered, condemned, sink),
             )
+        return delivered
 
     # ------------------------------------------------------------------ reading
 
@@ -368,7 +360,7 @@ class Outbox:
             )
             .fetchall()
         )
-        return [_row(r) for r in rows]
+        return [OutboxRow._make(r) for r in rows]
 
     def dead_letters(self, sink: str | None = None, *, limit: int = 100) -> list[DeadLetter]:
         """The newest MCPs refused for good, newest first."""

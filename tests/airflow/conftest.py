@@ -107,6 +107,12 @@ class _LazyRecorder:
         target = self._made[-1] if self._made else RecordingDispatcher(None, None)
         return getattr(target, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._made[-1], name, value)
+
     @property
     def built(self) -> bool:
         return bool(self._made)
@@ -127,10 +133,11 @@ def core_manager() -> Any:
 
 
 def sdk_manager() -> Any | None:
-    if not AIRFLOW_3:
+    """The task SDK's own manager (3.2+); 3.0/3.1 task runners use the core one."""
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:
         return None
-    from airflow.sdk.listener import get_listener_manager
-
     return get_listener_manager()
 
 
@@ -233,7 +240,8 @@ def make_runtime_ti(task: Any, *, try_number: int = 1, **kw: Any) -> Any:
     from airflow.sdk.api.datamodels._generated import TIRunContext
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    sdk_run = SDKDagRun(
+    # model_construct: the generated models gain fields release by release (extra="forbid").
+    sdk_run = SDKDagRun.model_construct(
         dag_id="etl",
         run_id="scheduled__2024-01-01T00:00:00+00:00",
         logical_date=T0,
@@ -262,7 +270,7 @@ def make_runtime_ti(task: Any, *, try_number: int = 1, **kw: Any) -> Any:
         "max_tries": 1,
         "start_date": T0 + timedelta(minutes=2),
         "state": "running",
-        "_ti_context_from_server": TIRunContext(dag_run=sdk_run, max_tries=1),
+        "_ti_context_from_server": TIRunContext.model_construct(dag_run=sdk_run, max_tries=1),
     }
     values.update(kw)
     return RuntimeTaskInstance.model_construct(**values)

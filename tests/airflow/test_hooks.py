@@ -66,10 +66,12 @@ def test_airflow_registers_the_connection_types_with_their_labels() -> None:
     assert hook_info is not None
     assert hook_info.hook_class_name == "datahub_airflow_listener.adapter.hooks.DatahubRestHook"
     assert hook_info.connection_id_attribute_name == "datahub_rest_conn_id"
+    assert manager.hooks["datahub-file"].hook_class_name.endswith("DatahubFileHook")
+    if not manager.field_behaviours:
+        pytest.skip("this Airflow loads form labels only with flask_appbuilder installed")
     behaviour = manager.field_behaviours["datahub-rest"]
     assert behaviour["relabeling"]["password"] == "DataHub access token (optional)"
     assert behaviour["relabeling"]["host"] == "DataHub GMS URL"
-    assert manager.hooks["datahub-file"].hook_class_name.endswith("DatahubFileHook")
 
 
 def test_connection_get_hook_builds_our_hook() -> None:

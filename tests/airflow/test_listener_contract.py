@@ -11,6 +11,7 @@ from typing import Any
 import pluggy
 import pytest
 
+from datahub_airflow_listener.adapter import compat
 from datahub_airflow_listener.adapter.listener import DatahubListener, hookimpl
 from datahub_airflow_listener.domain.runs import RunMapper
 from tests.airflow.conftest import (
@@ -101,11 +102,12 @@ def test_skipped_hook_without_a_spec_does_not_break_registration(listener: Datah
     manager.clear()
     manager.add_listener(listener)
     caller = manager.pm.hook.on_task_instance_skipped
-    if AIRFLOW_3:
+    if compat.skipped_hook_fires():
         assert caller.spec is not None
-    else:
+    elif not AIRFLOW_3:
         assert caller.spec is None  # 2.x: kept unverified, never called by Airflow
     assert manager.pm.is_registered(listener)
+    assert any(impl.plugin is listener for impl in caller.get_hookimpls())
 
 
 # -- task tries through the manager ---------------------------------------------------------------
@@ -194,7 +196,9 @@ def test_a_try_that_fails_before_running_still_gets_started(
     assert recorder.aspects(EXTRACT_URN, "dataProcessInstanceProperties")
 
 
-@pytest.mark.skipif(not AIRFLOW_3, reason="on_task_instance_skipped exists on Airflow 3 only")
+@pytest.mark.skipif(
+    not compat.skipped_hook_fires(), reason="on_task_instance_skipped fires on Airflow 3.2+ only"
+)
 @pytest.mark.usefixtures("in_task_process")
 def test_task_that_skips_itself_is_skipped(registered: Any, recorder: Any, dag: Any) -> None:
     ti = make_runtime_ti(dag.get_task("extract"))

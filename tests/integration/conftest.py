@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.airflow_env import EXAMPLE_DAGS, AirflowEnv, airflow_version
+from tests.support.fake_gms import FakeGms
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,12 +41,21 @@ def update_golden() -> bool:
 
 
 @pytest.fixture(scope="module")
-def fake_gms() -> Iterator[object | None]:
-    """The transport engineer's loopback GMS if it exists yet, else None (file sink only)."""
-    try:
-        from tests.support.fake_gms import FakeGms
-    except ImportError:
-        yield None
-        return
+def fake_gms() -> Iterator[FakeGms]:
+    """A loopback GMS (a real HTTP server that validates every request) for the module."""
     with FakeGms() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def gms_factory() -> Iterator[Callable[[], FakeGms]]:
+    """Fresh loopback GMS servers (one per DAG run keeps their captures apart)."""
+    servers: list[FakeGms] = []
+
+    def make() -> FakeGms:
+        servers.append(FakeGms().start())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()

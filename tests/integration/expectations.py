@@ -2,7 +2,13 @@
 
 ``EXPECTED[dag_id][task_id][map_index]`` is ``{attempt: result}`` for every task try; an
 attempt of ``None`` means "whatever number the closing sweep gives a task that never ran"
-(its result is what matters). ``dag_result`` is the DAG run's COMPLETE result.
+(its result is what matters). A result may name Airflow's state too, ``"SKIPPED:upstream_failed"``
+(DataHub's result type, then ``result.nativeResultType``). ``dag_result`` is the DAG run's
+COMPLETE result.
+
+Tasks that never ran because an upstream failed are SKIPPED (they did not run, so they did not
+fail) with nativeResultType ``upstream_failed``: DataHub's failure counts stay those of the
+task that actually failed.
 """
 
 from __future__ import annotations
@@ -83,19 +89,19 @@ EXPECTED: Final[dict[str, DagExpectation]] = {
     ),
     "scenario_kill9": DagExpectation(
         dag_result=F,
-        tasks={"victim": {-1: {1: R, 2: F}}, "after": {-1: {None: "FAILURE"}}},
+        tasks={"victim": {-1: {1: R, 2: F}}, "after": {-1: {None: "SKIPPED:upstream_failed"}}},
     ),
     "scenario_dagrun_timeout": DagExpectation(
         dag_result=F,
         # Airflow sets the running task to skipped when the run times out
-        tasks={"quick": {-1: {1: S}}, "slow": {-1: {1: K}}},
+        tasks={"quick": {-1: {1: S}}, "slow": {-1: {1: "SKIPPED:skipped"}}},
     ),
     "scenario_upstream_failed": DagExpectation(
         dag_result=F,
         tasks={
             "boom": {-1: {1: F}},
-            "middle": {-1: {None: F}},
-            "last": {-1: {None: F}},
+            "middle": {-1: {None: "SKIPPED:upstream_failed"}},
+            "last": {-1: {None: "SKIPPED:upstream_failed"}},
             "sibling": {-1: {1: S}},
         },
     ),
@@ -178,7 +184,14 @@ def check_dag_run(recorded: Recorded, dag_id: str, run_id: str, run_type: str) -
 
 def _check_events(inst: Instance, want: Mapping[int | None, str], label: str) -> list[str]:
     problems: list[str] = []
-    results = inst.result_by_attempt()
+    natives = {
+        int(e.get("attempt", 0)): e.get("result", {}).get("nativeResultType")
+        for e in inst.completed()
+    }
+    results: dict[int, str] = {}
+    for attempt, result in inst.result_by_attempt().items():
+        expected = want.get(attempt, want.get(None, ""))
+        results[attempt] = f"{result}:{natives[attempt]}" if ":" in expected else result
     if None in want:
         if len(results) != 1:
             problems.append(f"{label}: expected one closed attempt, got {results}")

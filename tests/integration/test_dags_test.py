@@ -8,17 +8,17 @@ GMS exists, to a ``datahub-rest`` connection at the same time. Then: every rule 
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
 from tests.integration.airflow_env import AirflowEnv, CommandResult, datahub_env
 from tests.integration.expectations import check_dag_run
 from tests.integration.records import Recorded, dump_golden, golden_form
+from tests.support.fake_gms import FakeGms
 
 EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -30,7 +30,7 @@ class DagsTestRun:
     dag_id: str
     result: CommandResult
     recorded: Recorded
-    gms_mcps: list[dict[str, Any]] | None
+    gms: FakeGms
     home: Path
 
     @property
@@ -42,34 +42,25 @@ class DagsTestRun:
 
 @pytest.fixture(scope="module")
 def runs(
-    migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory, fake_gms: Any
+    migrated_home: AirflowEnv,
+    tmp_path_factory: pytest.TempPathFactory,
+    gms_factory: Callable[[], FakeGms],
 ) -> dict[str, DagsTestRun]:
     def one(dag_id: str) -> DagsTestRun:
         home = migrated_home.clone(tmp_path_factory.mktemp(f"dags-test-{dag_id}"))
         out = home.home / "datahub-out.json"
-        gms_url = fake_gms.url if fake_gms is not None else None
-        result = home.dags_test(dag_id, env=datahub_env(file_path=out, gms_url=gms_url))
-        gms = None
-        if fake_gms is not None:
-            gms = [m for m in fake_gms.accepted() if _dag_of(m, dag_id)]
+        gms = gms_factory()
+        result = home.dags_test(dag_id, env=datahub_env(file_path=out, gms_url=gms.url))
         return DagsTestRun(
             dag_id=dag_id,
             result=result,
             recorded=Recorded.from_file(out),
-            gms_mcps=gms,
+            gms=gms,
             home=home.home,
         )
 
     with ThreadPoolExecutor(max_workers=int(os.environ.get("IT_PARALLEL", "2"))) as pool:
         return dict(zip(EXAMPLES, pool.map(one, EXAMPLES)))
-
-
-def _dag_of(mcp: dict[str, Any], dag_id: str) -> bool:
-    """Whether a wire MCP belongs to ``dag_id`` (the GMS is shared by the module's runs)."""
-    from tests.integration.records import aspect_of
-
-    text = json.dumps(aspect_of(mcp))
-    return f"(airflow,{dag_id}," in text or f'"dag_id": "{dag_id}"' in text
 
 
 @pytest.mark.parametrize("dag_id", EXAMPLES)
@@ -137,7 +128,7 @@ def test_golden(
 
 @pytest.mark.parametrize("dag_id", EXAMPLES)
 def test_gms_received_what_the_file_got(runs: dict[str, DagsTestRun], dag_id: str) -> None:
+    """Both connections of ``conn_id`` got every event; the GMS saw no protocol violation."""
     run = runs[dag_id]
-    if run.gms_mcps is None:
-        pytest.skip("tests/support/fake_gms.py not available yet")
-    assert golden_form(run.gms_mcps) == golden_form(run.recorded.mcps)
+    assert run.gms.violations == []
+    assert golden_form(run.gms.accepted()) == golden_form(run.recorded.mcps)

@@ -77,43 +77,47 @@ class RequestLog:
     at: float
 
 
-class _Violation(Exception):
+class _ViolationError(Exception):
     """The client broke the protocol (recorded, answered 400)."""
 
 
 def _validate_mcp(mcp: Any, where: str) -> None:
     if not isinstance(mcp, dict):
-        raise _Violation(f"{where}: a proposal must be an object")
+        raise _ViolationError(f"{where}: a proposal must be an object")
     unknown = set(mcp) - MCP_FIELDS
     if unknown:
-        raise _Violation(f"{where}: unrecognized field found but not allowed: {sorted(unknown)}")
+        raise _ViolationError(
+            f"{where}: unrecognized field found but not allowed: {sorted(unknown)}"
+        )
     for field in REQUIRED_FIELDS:
         if field not in mcp:
-            raise _Violation(f"{where}: missing required field {field}")
+            raise _ViolationError(f"{where}: missing required field {field}")
     urn = mcp["entityUrn"]
     if not isinstance(urn, str) or not urn.startswith("urn:li:"):
-        raise _Violation(f"{where}: bad entityUrn {urn!r}")
+        raise _ViolationError(f"{where}: bad entityUrn {urn!r}")
     if mcp["changeType"] not in ("UPSERT", "CREATE", "DELETE", "PATCH", "RESTATE"):
-        raise _Violation(f"{where}: bad changeType {mcp['changeType']!r}")
+        raise _ViolationError(f"{where}: bad changeType {mcp['changeType']!r}")
     aspect = mcp["aspect"]
     if not isinstance(aspect, dict) or set(aspect) != {"value", "contentType"}:
-        raise _Violation(f"{where}: aspect must be {{value, contentType}}, got {aspect!r:.80}")
+        raise _ViolationError(f"{where}: aspect must be {{value, contentType}}, got {aspect!r:.80}")
     if aspect["contentType"] != "application/json":
-        raise _Violation(f"{where}: contentType must be application/json")
+        raise _ViolationError(f"{where}: contentType must be application/json")
     value = aspect["value"]
     if not isinstance(value, str):
-        raise _Violation(f"{where}: aspect.value must be a JSON STRING, got {type(value).__name__}")
+        raise _ViolationError(
+            f"{where}: aspect.value must be a JSON STRING, got {type(value).__name__}"
+        )
     if not value.isascii():
-        raise _Violation(f"{where}: aspect.value must be ASCII-escaped JSON")
+        raise _ViolationError(f"{where}: aspect.value must be ASCII-escaped JSON")
     try:
         parsed = json.loads(value)
     except ValueError as exc:
-        raise _Violation(f"{where}: aspect.value is not JSON: {exc}") from None
+        raise _ViolationError(f"{where}: aspect.value is not JSON: {exc}") from None
     if not isinstance(parsed, dict):
-        raise _Violation(f"{where}: aspect.value must hold a JSON object")
+        raise _ViolationError(f"{where}: aspect.value must hold a JSON object")
     system = mcp.get("systemMetadata")
     if system is not None and not isinstance(system, dict):
-        raise _Violation(f"{where}: systemMetadata must be an object")
+        raise _ViolationError(f"{where}: systemMetadata must be an object")
 
 
 class FakeGms:
@@ -305,7 +309,7 @@ class FakeGms:
             return 404, _error(404, "Action 'ingestProposalBatch' is not supported"), {}
         try:
             proposals = self._validate(handler, action, body)
-        except _Violation as exc:
+        except _ViolationError as exc:
             with self._lock:
                 self.violations.append(str(exc))
             return 400, _error(400, f"Invalid request: {exc}"), {}
@@ -330,32 +334,40 @@ class FakeGms:
     def _validate(self, handler: _Handler, action: str, body: str) -> list[dict[str, Any]]:
         headers = handler.headers
         if headers.get("X-RestLi-Protocol-Version") != "2.0.0":
-            raise _Violation("missing X-RestLi-Protocol-Version: 2.0.0")
+            raise _ViolationError("missing X-RestLi-Protocol-Version: 2.0.0")
         if not (headers.get("Content-Type") or "").startswith("application/json"):
-            raise _Violation(f"Content-Type must be application/json, got {headers.get('Content-Type')}")
+            raise _ViolationError(
+                f"Content-Type must be application/json, got {headers.get('Content-Type')}"
+            )
         if not headers.get("User-Agent"):
-            raise _Violation("no User-Agent")
+            raise _ViolationError("no User-Agent")
         if len(body) > MAX_BODY_CHARS:
-            raise _Violation(f"body of {len(body)} characters exceeds {MAX_BODY_CHARS}")
+            raise _ViolationError(f"body of {len(body)} characters exceeds {MAX_BODY_CHARS}")
         try:
             envelope = json.loads(body)
         except ValueError as exc:
-            raise _Violation(f"body is not JSON: {exc}") from None
+            raise _ViolationError(f"body is not JSON: {exc}") from None
         if not isinstance(envelope, dict):
-            raise _Violation("body must be an object")
+            raise _ViolationError("body must be an object")
         if "async" in envelope and envelope["async"] not in ("true", "false"):
-            raise _Violation(f"async must be the STRING 'true' or 'false', got {envelope['async']!r}")
+            raise _ViolationError(
+                f"async must be the STRING 'true' or 'false', got {envelope['async']!r}"
+            )
         if action == "ingestProposalBatch":
             if set(envelope) - {"proposals", "async"}:
-                raise _Violation(f"unexpected keys {sorted(set(envelope) - {'proposals', 'async'})}")
+                raise _ViolationError(
+                    f"unexpected keys {sorted(set(envelope) - {'proposals', 'async'})}"
+                )
             proposals = envelope.get("proposals")
             if not isinstance(proposals, list) or not proposals:
-                raise _Violation("proposals must be a non-empty array")
+                raise _ViolationError("proposals must be a non-empty array")
             if len(proposals) > MAX_PROPOSALS:
-                raise _Violation(f"{len(proposals)} proposals exceed {MAX_PROPOSALS}")
+                raise _ViolationError(f"{len(proposals)} proposals exceed {MAX_PROPOSALS}")
         else:
             if set(envelope) - {"proposal", "async"}:
-                raise _Violation(f"unexpected keys {sorted(set(envelope) - {'proposal', 'async'})}")
+                raise _ViolationError(
+                    f"unexpected keys {sorted(set(envelope) - {'proposal', 'async'})}"
+                )
             proposals = [envelope.get("proposal")]
         for index, mcp in enumerate(proposals):
             _validate_mcp(mcp, f"proposal {index}")
@@ -433,6 +445,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
     server: _Server
 
     def setup(self) -> None:
@@ -444,7 +457,7 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         self.server.fake._track(self.connection, add=False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # base signature
+    def log_message(self, format: str, *args: Any) -> None:  # base signature
         """Silence the default stderr access log."""
 
     def _reply(self, status: int, payload: Any, headers: dict[str, str]) -> None:

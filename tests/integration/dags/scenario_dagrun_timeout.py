@@ -22,7 +22,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
-    dagrun_timeout=timedelta(seconds=12),
+    dagrun_timeout=timedelta(seconds=45),
     tags=["scenario"],
 ):
     PythonOperator(task_id="quick", python_callable=lambda: None) >> PythonOperator(

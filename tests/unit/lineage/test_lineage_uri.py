@@ -131,8 +131,19 @@ def test_kafka_path_with_slashes_is_kept_whole_with_a_warning() -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["", "   ", "s3://", "gs:///only-path", "abfss://@acct/x", "postgres://host",
-     "postgres://host/", "kafka://broker", "file://", "hdfs://nn:8020/", "custom://"],
+    [
+        "",
+        "   ",
+        "s3://",
+        "gs:///only-path",
+        "abfss://@acct/x",
+        "postgres://host",
+        "postgres://host/",
+        "kafka://broker",
+        "file://",
+        "hdfs://nn:8020/",
+        "custom://",
+    ],
 )
 def test_uris_that_name_nothing_raise(uri: str) -> None:
     with pytest.raises(UriMappingError):
@@ -152,7 +163,14 @@ def test_asset_uri_to_urn_uses_the_env() -> None:
 
 @pytest.mark.parametrize(
     ("cluster", "env"),
-    [("prod", "PROD"), ("dev", "DEV"), (" qa ", "QA"), ("eu-west", "PROD"), (None, "PROD"), ("", "PROD")],
+    [
+        ("prod", "PROD"),
+        ("dev", "DEV"),
+        (" qa ", "QA"),
+        ("eu-west", "PROD"),
+        (None, "PROD"),
+        ("", "PROD"),
+    ],
 )
 def test_dataset_env_is_the_cluster_only_when_it_is_a_fabric(cluster: str | None, env: str) -> None:
     assert dataset_env(cluster) == env

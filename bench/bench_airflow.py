@@ -1,0 +1,309 @@
+"""What the plugin costs a real Airflow, and how much it sends. Prints figures, asserts nothing.
+
+Three parts (``--part``; default all), each against the Airflow of this interpreter's venv:
+
+``counts``     MCPs emitted per task try and per DAG run for the example DAGs, from
+               ``airflow dags test`` with a ``datahub-file`` connection (target: <= 8 per try).
+``import``     time and resident memory that loading the plugin adds to an Airflow process:
+               a fresh interpreter does ``import airflow``, loads the plugins and registers the
+               listeners, with the plugin and without it (target: <= 30 ms, <= 5 MB); medians
+               of ``--import-reps`` alternating runs, plus ``-X importtime`` of the plugin's
+               own modules.
+``scheduler``  wall time of one run of a ``--tasks``-task DAG (one start task, a fan-out, one
+               end task; every task a real task process) through LocalExecutor, with the plugin
+               (sending to the loopback fake GMS) against without it (target: <= 2 % slower).
+               Measured as the DAG run's end_date - start_date from the REST API.
+
+"Without the plugin" is the same installation with the distribution hidden from
+``importlib.metadata`` (a ``sitecustomize`` on PYTHONPATH filters it out of
+``distributions()``), so Airflow finds neither its ``airflow.plugins`` nor its provider entry
+point -- exactly what uninstalling it would do, without a second venv.
+
+Usage: ``PYTHONPATH=. python bench/bench_airflow.py [--part counts|import|scheduler]
+[--tasks 100] [--repeat 1] [--import-reps 7]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.airflow_env import (  # noqa: E402
+    EXAMPLE_DAGS,
+    AirflowEnv,
+    airflow_version,
+    datahub_env,
+)
+from tests.integration.records import Recorded  # noqa: E402
+from tests.support.fake_gms import FakeGms  # noqa: E402
+
+DIST_NAME = "datahub-airflow-listener"
+EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
+
+HIDE_PLUGIN_SITECUSTOMIZE = f'''\
+# Written by bench/bench_airflow.py: hide the {DIST_NAME} distribution from importlib.metadata,
+# so Airflow loads neither its plugin nor its provider entry point ("without the plugin").
+import importlib.metadata as _md
+
+_real_distributions = _md.distributions
+
+
+def _distributions(**kwargs):
+    for dist in _real_distributions(**kwargs):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name != "{DIST_NAME}":
+            yield dist
+
+
+_md.distributions = _distributions
+'''
+
+# Runs in a fresh interpreter: import Airflow, load plugins, register listeners; print JSON.
+LOAD_PROBE = textwrap.dedent(
+    """
+    import json, time
+    t0 = time.perf_counter()
+    import airflow
+    from airflow import plugins_manager
+    from airflow.listeners.listener import get_listener_manager
+    t1 = time.perf_counter()
+    plugins_manager.ensure_plugins_loaded()
+    plugins_manager.integrate_listener_plugins(get_listener_manager())
+    t2 = time.perf_counter()
+    rss_kb = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss_kb = int(line.split()[1])
+    names = [p.name for p in plugins_manager._get_plugins()[0]] if hasattr(
+        plugins_manager, "_get_plugins") else [p.name for p in plugins_manager.plugins or []]
+    print(json.dumps({"import_airflow_s": t1 - t0, "load_plugins_s": t2 - t1,
+                      "total_s": t2 - t0, "rss_kb": rss_kb, "plugins": names,
+                      "listeners": len(get_listener_manager().pm.get_plugins())}))
+    """
+)
+
+
+def hide_plugin_env(workdir: Path) -> dict[str, str]:
+    """Environment additions that make every Airflow process start without the plugin."""
+    site = workdir / "hide-plugin"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(HIDE_PLUGIN_SITECUSTOMIZE)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
+# -- counts -----------------------------------------------------------------------------------
+
+
+def part_counts(base: AirflowEnv, work: Path) -> None:
+    print("\n== MCPs emitted (airflow dags test, datahub-file connection)")
+    print(f"{'dag':<18} {'run MCPs':>8} {'tries':>6} {'task MCPs':>9} {'per try':>8} {'max/try':>8}")
+    for dag_id in EXAMPLES:
+        env = base.clone(work / f"counts-{dag_id}")
+        out = env.home / "out.json"
+        result = env.dags_test(dag_id, env=datahub_env(file_path=out))
+        rec = Recorded.from_file(out)
+        flows = [i for i in rec.instances.values() if i.is_flow_run]
+        if result.returncode or len(flows) != 1:
+            print(f"{dag_id:<18} failed (exit {result.returncode}); see {result.log_path}")
+            continue
+        tasks = rec.task_runs(flows[0])
+        tries = [max(len(t.result_by_attempt()), 1) for t in tasks]
+        per_try = [t.mcp_count / n for t, n in zip(tasks, tries, strict=True)]
+        task_mcps = sum(t.mcp_count for t in tasks)
+        print(
+            f"{dag_id:<18} {flows[0].mcp_count:>8} {sum(tries):>6} {task_mcps:>9} "
+            f"{task_mcps / sum(tries):>8.2f} {max(per_try):>8.2f}"
+        )
+        print(
+            f"{'':<18} whole DAG run: {len(rec)} MCPs "
+            f"({len(rec.other)} on non-instance entities)"
+        )
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+def _probe(env: Mapping[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
+    print(f"\n== Import time and memory the plugin adds (medians of {reps} fresh interpreters)")
+    with_env = base.env()
+    without_env = base.env(hide_plugin_env(work))
+    runs: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
+    _probe(with_env)  # warm the page cache: the first interpreter pays for the disk
+    for _ in range(reps):
+        runs["without"].append(_probe(without_env))
+        runs["with"].append(_probe(with_env))
+    print(f"plugins loaded with: {runs['with'][0]['plugins']}, without: {runs['without'][0]['plugins']}")
+    print(f"listeners registered with: {runs['with'][0]['listeners']}, without: {runs['without'][0]['listeners']}")
+    for key, unit, scale in (
+        ("load_plugins_s", "ms", 1000.0),
+        ("total_s", "ms", 1000.0),
+        ("rss_kb", "MB", 1 / 1024),
+    ):
+        w = statistics.median(r[key] for r in runs["with"]) * scale
+        wo = statistics.median(r[key] for r in runs["without"]) * scale
+        label = {"load_plugins_s": "plugin load + listener registration",
+                 "total_s": "import airflow + plugins", "rss_kb": "RSS after loading"}[key]
+        print(f"{label:<38} with {w:9.1f} {unit}  without {wo:9.1f} {unit}  added {w - wo:+8.1f} {unit}")
+
+    # The plugin's own modules, as Python's import profiler sees them (Airflow imported first).
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c",
+         "import airflow; import datahub_airflow_listener.adapter.plugin"],
+        env=with_env, capture_output=True, text=True, check=True,
+    )
+    entries = []  # (depth, cumulative us, module) in completion order
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].rstrip()
+        entries.append(((len(name) - len(name.lstrip()) - 1) // 2, int(parts[1]), name.strip()))
+    after = max(i for i, e in enumerate(entries) if e[0] == 0 and e[2] == "airflow") + 1
+    plugin_part = entries[after:]
+    total_ms = sum(us for depth, us, _ in plugin_part if depth == 0) / 1000
+    foreign = sorted({n.split(".")[0] for _, _, n in plugin_part} - {"datahub_airflow_listener"})
+    print(f"-X importtime: importing the plugin module after airflow costs {total_ms:.1f} ms; "
+          f"modules it imports beyond its own: {foreign or 'none'}")
+
+
+# -- scheduler --------------------------------------------------------------------------------
+
+
+def _fanout_dag(dags: Path, n_tasks: int) -> str:
+    dag_id = f"bench_fanout_{n_tasks}"
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / f"{dag_id}.py").write_text(
+        textwrap.dedent(
+            f'''
+            """Benchmark DAG: start >> {n_tasks - 2} parallel tasks >> end (every one a real task process)."""
+            from datetime import datetime, timezone
+
+            try:
+                from airflow.providers.standard.operators.python import PythonOperator
+                from airflow.sdk import DAG
+            except ImportError:
+                from airflow import DAG
+                from airflow.operators.python import PythonOperator
+
+
+            def work(**_):
+                return None
+
+
+            with DAG(dag_id="{dag_id}", schedule=None, catchup=False,
+                     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)):
+                start = PythonOperator(task_id="start", python_callable=work)
+                end = PythonOperator(task_id="end", python_callable=work)
+                for i in range({n_tasks - 2}):
+                    start >> PythonOperator(task_id=f"work_{{i:03d}}", python_callable=work) >> end
+            '''
+        )
+    )
+    return dag_id
+
+
+def _iso(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _one_scheduler_run(
+    base: AirflowEnv, work: Path, dags: Path, dag_id: str, with_plugin: bool, tag: str
+) -> tuple[float, float, int]:
+    env = base.clone(work / f"sched-{tag}", dags_folder=dags)
+    if with_plugin:
+        gms = FakeGms(keep_mcps=False).start()
+        extra = datahub_env(gms_url=gms.url)
+    else:
+        gms = None
+        extra = hide_plugin_env(work)
+    try:
+        with env.deployment(env=extra) as dep:
+            run_id = dep.trigger(dag_id)
+            t0 = time.monotonic()
+            state = dep.wait_for_run(dag_id, run_id, timeout=1800)
+            polled = time.monotonic() - t0
+            quoted = run_id.replace("+", "%2B").replace(":", "%3A")
+            run = dep.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}")
+            wall = (_iso(run["end_date"]) - _iso(run["start_date"])).total_seconds()
+            if state != "success":
+                print(f"  run {tag} ended {state}; logs in {env.home}")
+            time.sleep(3)  # the scheduler's end-of-run events
+            sent = gms.accepted_count if gms is not None else 0
+    finally:
+        if gms is not None:
+            gms.stop()
+    return wall, polled, sent
+
+
+def part_scheduler(base: AirflowEnv, work: Path, n_tasks: int, repeat: int) -> None:
+    print(f"\n== {n_tasks}-task DAG through the scheduler (LocalExecutor, SQLite, parallelism 4)")
+    dags = work / "bench-dags"
+    dag_id = _fanout_dag(dags, n_tasks)
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(repeat):
+        for with_plugin in (False, True):
+            tag = f"{'with' if with_plugin else 'without'}-{i}"
+            wall, polled, sent = _one_scheduler_run(base, work, dags, dag_id, with_plugin, tag)
+            walls[with_plugin].append(wall)
+            extra = f", GMS accepted {sent} MCPs ({sent / n_tasks:.1f} per task)" if with_plugin else ""
+            print(f"  {tag:<10} run wall time {wall:7.1f} s (polled {polled:6.1f} s){extra}")
+    w, wo = statistics.median(walls[True]), statistics.median(walls[False])
+    print(f"  median: with {w:.1f} s, without {wo:.1f} s, difference {100 * (w - wo) / wo:+.1f} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("counts", "import", "scheduler", "all"), default="all")
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--import-reps", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+
+    print(f"Airflow {'.'.join(map(str, airflow_version()))}, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs")
+    work = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+    base = AirflowEnv(work / "base", EXAMPLE_DAGS)
+    if args.part in ("counts", "scheduler", "all"):
+        base.migrate()
+    if args.part in ("counts", "all"):
+        part_counts(base, work)
+    if args.part in ("import", "all"):
+        part_import(base, work, args.import_reps)
+    if args.part in ("scheduler", "all"):
+        part_scheduler(base, work, args.tasks, args.repeat)
+    if args.keep:
+        print(f"work directory kept: {work}")
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

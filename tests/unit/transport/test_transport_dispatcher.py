@@ -1,0 +1,322 @@
+"""The per-process sender: non-blocking submit, prompt durability, bounded flush, fork safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transport_helpers import FAST_BACKOFF, mcp, rest_settings, seqs, wait_until
+
+from datahub_airflow_listener.transport import (
+    Dispatcher,
+    DispatcherConfig,
+    Outbox,
+    RecordingTransport,
+    WireRecord,
+    build_dispatcher,
+    transport_factory,
+)
+from tests.support.fake_gms import FakeGms
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def config(**overrides: Any) -> DispatcherConfig:
+    values: dict[str, Any] = {
+        "poll_interval_sec": 0.1,
+        "sink_backoff": FAST_BACKOFF,
+        "register_atexit": False,
+        "flush_timeout_sec": 5.0,
+    }
+    values.update(overrides)
+    return DispatcherConfig(**values)
+
+
+def recording_dispatcher(
+    outbox_path: Path, *, max_rows: int = 100_000, **overrides: Any
+) -> tuple[Dispatcher, RecordingTransport]:
+    sink = RecordingTransport()
+    dispatcher = build_dispatcher(
+        [("rec", lambda: sink)], outbox_path, max_rows=max_rows, config=config(**overrides)
+    )
+    return dispatcher, sink
+
+
+def run_events(run: str, start: int) -> list[Any]:
+    return [mcp(run, start, "STARTED"), mcp(run, start + 1, "COMPLETE")]
+
+
+def test_submit_is_microseconds_and_never_raises_whatever_the_sink(outbox_path: Path) -> None:
+    release = threading.Event()
+
+    def slow_factory() -> RecordingTransport:
+        release.wait(10)  # resolving a connection that hangs
+        return RecordingTransport()
+
+    dispatcher = build_dispatcher([("slow", slow_factory)], outbox_path, config=config())
+    dispatcher.submit([mcp("warmup", 0)])  # starts the thread
+    samples = []
+    for i in range(2000):
+        started = time.perf_counter()
+        dispatcher.submit([mcp("r", i)])
+        samples.append(time.perf_counter() - started)
+    dispatcher.submit([])
+    dispatcher.submit(None)  # type: ignore[arg-type]
+    dispatcher.submit([object()])  # type: ignore[list-item]  # not an MCP: counted, not raised
+    samples.sort()
+    assert samples[len(samples) // 2] < 0.0002
+    assert samples[int(len(samples) * 0.99)] < 0.002
+    assert wait_until(lambda: dispatcher.counts().failed == 1)
+    assert wait_until(lambda: dispatcher.outbox.waiting("slow") == 2001)
+    release.set()
+    dispatcher.close(timeout=1)
+
+
+def test_events_reach_disk_within_milliseconds_while_the_sink_is_stuck(
+    outbox_path: Path, gms: FakeGms
+) -> None:
+    gms.delay_sec = 2.0  # the shipper will sit in this request
+    dispatcher = build_dispatcher(
+        [("rest", transport_factory("datahub-rest", rest_settings(gms.url)))],
+        outbox_path,
+        config=config(),
+    )
+    dispatcher.submit([mcp("a", 1)])
+    assert wait_until(lambda: len(gms.requests) == 0 and dispatcher._ship_lock.locked(), 2)
+    started = time.monotonic()
+    dispatcher.submit([mcp("b", 2), mcp("b", 3)])
+    assert wait_until(lambda: Outbox(outbox_path).waiting("rest") == 3, timeout=1)
+    assert time.monotonic() - started < 0.5
+    flush = dispatcher.close(timeout=0.2)
+    assert flush.waiting == 3 and not flush.ok
+
+
+def test_flush_is_bounded_by_its_timeout(outbox_path: Path, gms: FakeGms) -> None:
+    gms.delay_sec = 3.0
+    dispatcher = build_dispatcher(
+        [("rest", transport_factory("datahub-rest", rest_settings(gms.url)))],
+        outbox_path,
+        config=config(),
+    )
+    for i in range(50):
+        dispatcher.submit(run_events(f"r{i}", i * 2))
+    started = time.monotonic()
+    report = dispatcher.flush(0.4)
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 1.0
+    assert report.timed_out and report.waiting == 100 and report.delivered == 0
+    started = time.monotonic()
+    dispatcher.close(timeout=0.1)
+    assert time.monotonic() - started < 1.0
+
+
+def test_flush_delivers_everything_in_submission_order(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path, batch_rows=7)
+    for i in range(40):
+        dispatcher.submit(run_events(f"r{i % 5}", i * 2))
+    report = dispatcher.flush(5)
+    assert report.ok and report.delivered == 80 and report.waiting == 0
+    assert seqs(sink.wire_mcps) == list(range(80))
+    assert {m["systemMetadata"]["runId"] for m in sink.wire_mcps} == {"no-run-id-provided"}
+    dispatcher.close()
+
+
+def test_last_observed_is_the_submission_time(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path, run_id="airflow-run-x")
+    before = int(time.time() * 1000)
+    dispatcher.submit([mcp("a", 1)])
+    dispatcher.flush(5)
+    system = sink.wire_mcps[0]["systemMetadata"]
+    assert before <= system["lastObserved"] <= int(time.time() * 1000)
+    assert system["runId"] == "airflow-run-x"
+
+
+def test_outage_backs_off_then_delivers_everything_in_order(outbox_path: Path, caplog) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    sink.down = True
+    with caplog.at_level("WARNING", logger="datahub_airflow_listener"):
+        for i in range(20):
+            dispatcher.submit(run_events(f"r{i}", i * 2))
+            time.sleep(0.01)
+        time.sleep(0.3)
+        calls_while_down = sink.emit_calls
+        assert dispatcher.counts().waiting == 40
+        sink.down = False
+        assert wait_until(lambda: len(sink.records) == 40, timeout=5)
+    assert 1 <= calls_while_down < 15  # backed off, no tight loop
+    assert seqs(sink.wire_mcps) == list(range(40))
+    lines = [r.getMessage() for r in caplog.records if "destination rec " in r.getMessage()]
+    failing = [line for line in lines if "is failing" in line]
+    recovered = [line for line in lines if "accepts events again" in line]
+    assert len(failing) == 1 and len(recovered) == 1
+    dispatcher.close()
+
+
+def test_permanent_failures_are_dead_lettered_and_counted(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    sink.reject_urns = {"urn:li:dataProcessInstance:bad"}
+    dispatcher.submit([mcp("a", 1), mcp("bad", 2), mcp("a", 3)])
+    report = dispatcher.flush(5)
+    assert (report.delivered, report.failed, report.waiting) == (2, 1, 0)
+    assert seqs(sink.wire_mcps) == [1, 3]
+    dead = dispatcher.outbox.dead_letters("rec")
+    assert [d.urn for d in dead] == ["urn:li:dataProcessInstance:bad"]
+    dispatcher.close()
+
+
+def test_a_failing_factory_is_retried_later(outbox_path: Path) -> None:
+    sink = RecordingTransport()
+    attempts = {"n": 0}
+
+    def flaky_factory() -> RecordingTransport:
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise RuntimeError("connection not found yet")
+        return sink
+
+    dispatcher = build_dispatcher([("rec", flaky_factory)], outbox_path, config=config())
+    dispatcher.submit([mcp("a", 1)])
+    assert wait_until(lambda: len(sink.records) == 1, timeout=5)
+    assert attempts["n"] == 3
+    dispatcher.close()
+
+
+def test_rows_left_by_other_processes_are_delivered_first(outbox_path: Path) -> None:
+    other = Outbox(outbox_path)
+    other.put("rec", [WireRecord.from_wire(mcp("old", i).to_wire()) for i in range(3)])
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    dispatcher.submit([mcp("new", 3)])
+    assert wait_until(lambda: len(sink.records) == 4)
+    assert seqs(sink.wire_mcps) == [0, 1, 2, 3]
+    other.put("rec", [WireRecord.from_wire(mcp("later", 4).to_wire())])  # while idle
+    assert wait_until(lambda: len(sink.records) == 5, timeout=2)  # noticed by polling
+    dispatcher.close()
+
+
+def test_flush_alone_ships_leftovers(outbox_path: Path) -> None:
+    Outbox(outbox_path).put("rec", [WireRecord.from_wire(mcp("old", i).to_wire()) for i in range(3)])
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    report = dispatcher.flush(5)  # e.g. a "flush" command: no submit, no thread
+    assert report.ok and seqs(sink.wire_mcps) == [0, 1, 2]
+    assert dispatcher._thread is None
+
+
+def test_memory_bound_drops_the_oldest_submissions(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path, max_queue=10)
+    with dispatcher._spool_lock:  # the spooler is busy: submissions pile up in memory
+        for i in range(15):
+            dispatcher.submit([mcp("a", i)])
+        assert dispatcher.counts().dropped == 5
+    report = dispatcher.flush(5)
+    assert seqs(sink.wire_mcps) == list(range(5, 15))
+    assert report.dropped == 5
+    dispatcher.close()
+
+
+def test_an_unwritable_outbox_degrades_to_memory(tmp_path: Path, caplog) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    dispatcher, sink = recording_dispatcher(blocker / "outbox.sqlite")
+    with caplog.at_level("WARNING", logger="datahub_airflow_listener"):
+        dispatcher.submit([mcp("a", 1), mcp("a", 2)])
+        report = dispatcher.flush(5)
+    assert seqs(sink.wire_mcps) == [1, 2]
+    assert report.delivered == 2
+    assert "keeping events in memory" in caplog.text
+    dispatcher.close()
+
+
+def test_close_stops_everything_and_later_submits_are_ignored(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    dispatcher.submit([mcp("a", 1)])
+    assert dispatcher.close(timeout=5).delivered == 1
+    assert sink.closed
+    dispatcher.submit([mcp("a", 2)])
+    time.sleep(0.05)
+    assert len(sink.records) == 1
+    assert not (dispatcher._thread and dispatcher._thread.is_alive())
+
+
+def test_sink_names_must_be_unique(outbox_path: Path) -> None:
+    with pytest.raises(ValueError, match="unique"):
+        build_dispatcher([("a", RecordingTransport), ("a", RecordingTransport)], outbox_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_fork_child_gets_a_fresh_queue_and_its_own_thread(tmp_path: Path) -> None:
+    target = tmp_path / "events.json"
+    factory = transport_factory("datahub-file", {"filename": str(target)})
+    dispatcher = build_dispatcher([("file", factory)], tmp_path / "outbox.sqlite", config=config())
+    dispatcher.submit([mcp("parent", 0)])
+    assert dispatcher.flush(5).ok
+    with dispatcher._spool_lock:  # the parent's spooler is mid-write when the fork happens
+        dispatcher.submit([mcp("parent", 1), mcp("parent", 2)])
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                dispatcher.submit([mcp("child", 10), mcp("child", 11)])
+                report = dispatcher.flush(5)
+                code = 0 if report.ok and report.delivered == 2 else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert dispatcher.flush(5).ok
+    import json
+
+    by_run: dict[str, list[int]] = {}
+    for item in json.loads(target.read_text()):
+        by_run.setdefault(item["entityUrn"].rsplit(":", 1)[1], []).append(
+            item["aspect"]["json"]["timestampMillis"]
+        )
+    assert by_run == {"parent": [0, 1, 2], "child": [10, 11]}
+    dispatcher.close()
+
+
+EXITING = textwrap.dedent(
+    """
+    import sys, time
+    from datahub_airflow_listener.transport import (
+        build_dispatcher, transport_factory, DispatcherConfig)
+    from tests.support.fake_gms import StubMcp
+    url, outbox = sys.argv[1], sys.argv[2]
+    factory = transport_factory("datahub-rest", {"server": url, "timeout_sec": 30})
+    d = build_dispatcher([("rest", factory)], outbox,
+                         config=DispatcherConfig(flush_timeout_sec=float(sys.argv[3])))
+    d.submit([StubMcp(entity_urn=f"urn:li:dataProcessInstance:x{i}", seq=i) for i in range(5)])
+    print("submitted", flush=True)
+    """
+)
+
+
+def run_exiting_process(url: str, outbox: Path, flush_timeout: float) -> float:
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", EXITING, url, str(outbox), str(flush_timeout)],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=30,
+    )
+    return time.monotonic() - started
+
+
+def test_process_exit_flushes_delivers(outbox_path: Path, gms: FakeGms) -> None:
+    run_exiting_process(gms.url, outbox_path, 5.0)
+    assert seqs(gms.accepted()) == [0, 1, 2, 3, 4]
+    assert Outbox(outbox_path).waiting("rest") == 0
+
+
+def test_process_exit_is_bounded_and_leaves_events_on_disk(outbox_path: Path, gms: FakeGms) -> None:
+    gms.delay_sec = 5.0
+    elapsed = run_exiting_process(gms.url, outbox_path, 0.5)
+    assert elapsed < 4.0  # interpreter start + 0.5 s flush, never the 5 s answer
+    assert Outbox(outbox_path).waiting("rest") == 5

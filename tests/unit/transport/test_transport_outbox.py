@@ -1,0 +1,166 @@
+"""The outbox: durable, ordered, leased per sink, bounded, shared by processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from transport_helpers import record
+
+from datahub_airflow_listener.transport import Outbox
+from datahub_airflow_listener.transport.outbox import new_holder_id
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def stamps(rows) -> list[int]:  # noqa: ANN001
+    return [row.record.wire()["systemMetadata"]["lastObserved"] for row in rows]
+
+
+def test_put_claim_settle_in_seq_order(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", 1), record("a", 2)])
+    outbox.put("rest", [record("b", 3)])
+    outbox.put("file", [record("a", 1)])
+    rows = outbox.claim("rest", "me", 10)
+    assert rows is not None and stamps(rows) == [1, 2, 3]
+    assert [r.urn for r in rows] == ["urn:li:dataProcessInstance:a"] * 2 + [
+        "urn:li:dataProcessInstance:b"
+    ]
+    assert outbox.settle("rest", rows[:2]) == 2
+    assert stamps(outbox.claim("rest", "me", 10) or []) == [3]
+    counts = outbox.counts("rest")
+    assert (counts.waiting, counts.delivered, counts.dead, counts.dropped) == (1, 2, 0, 0)
+    assert outbox.waiting() == 2  # 1 for rest + 1 for file
+    assert outbox.sinks() == ["file", "rest"]
+
+
+def test_refused_rows_go_to_the_dead_letters(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path, max_dead_rows=2)
+    outbox.put("rest", [record("a", i) for i in range(5)])
+    rows = outbox.claim("rest", "me", 5) or []
+    outbox.settle("rest", rows, [(rows[1], 422, "bad"), (rows[3], 400, "worse")])
+    counts = outbox.counts("rest")
+    assert (counts.waiting, counts.delivered, counts.dead) == (0, 3, 2)
+    dead = outbox.dead_letters("rest")
+    assert [(d.seq, d.status, d.error) for d in dead] == [
+        (rows[3].seq, 400, "worse"),
+        (rows[1].seq, 422, "bad"),
+    ]
+    outbox.put("rest", [record("z", 9)])
+    more = outbox.claim("rest", "me", 5) or []
+    outbox.settle("rest", more, [(more[0], 422, "again")])
+    assert len(outbox.dead_letters()) == 2  # bounded: newest kept
+
+
+def test_one_lease_holder_at_a_time_until_release_or_expiry(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", 1)])
+    assert outbox.claim("rest", "host:1:a", 10, ttl_sec=0.3) is not None
+    assert outbox.claim("rest", "host:2:b", 10) is None  # held (a foreign host's holder)
+    assert outbox.acquire("rest", "host:1:a")  # renewal by the holder
+    outbox.release("rest", "host:2:b")  # not the holder: no effect
+    assert outbox.claim("rest", "host:2:b", 10) is None
+    outbox.release("rest", "host:1:a")
+    assert outbox.claim("rest", "host:2:b", 10, ttl_sec=0.2) is not None
+    time.sleep(0.25)
+    assert outbox.claim("rest", "host:1:a", 10) is not None  # expired
+    assert outbox.counts("rest").lease_holder == "host:1:a"
+
+
+def test_a_lease_held_by_a_dead_local_process_is_taken_at_once(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path, lease_ttl_sec=3600)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    import socket
+
+    dead_holder = f"{socket.gethostname()}:{child.pid}:deadbeef"
+    outbox.put("rest", [record("a", 1)])
+    assert outbox.claim("rest", dead_holder, 1) is not None
+    live_holder = f"{socket.gethostname()}:{os.getpid()}:cafe"
+    assert outbox.claim("rest", live_holder, 1) is not None
+    assert outbox.claim("rest", new_holder_id(), 1) is None  # this one is alive
+
+
+def test_bounded_drops_oldest_warns_once_and_counts(outbox_path: Path, caplog) -> None:
+    outbox = Outbox(outbox_path, max_rows=5)
+    with caplog.at_level(logging.WARNING, logger="datahub_airflow_listener"):
+        assert outbox.put("rest", [record("a", i) for i in range(4)]) == 0
+        assert outbox.put("rest", [record("a", i) for i in range(4, 7)]) == 2
+        assert outbox.put("rest", [record("a", 7)]) == 1
+    rows = outbox.claim("rest", "me", 100) or []
+    assert stamps(rows) == [3, 4, 5, 6, 7]
+    assert outbox.counts("rest").dropped == 3
+    assert outbox.counts("rest").waiting == 5
+    warnings = [r for r in caplog.records if "full" in r.getMessage()]
+    assert len(warnings) == 1
+    outbox.put("other", [record("b", 1)])  # the bound is per sink
+    assert outbox.counts("other").dropped == 0
+
+
+def test_files_are_owner_only(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", 1)])
+    files = sorted(p.name for p in outbox_path.parent.iterdir())
+    assert files == ["outbox.sqlite", "outbox.sqlite-shm", "outbox.sqlite-wal", "outbox.sqlite.lock"]
+    for name in files:
+        assert stat.S_IMODE(os.stat(outbox_path.parent / name).st_mode) == 0o600, name
+    assert stat.S_IMODE(os.stat(outbox_path.parent).st_mode) == 0o700
+
+
+def test_survives_reopening(outbox_path: Path) -> None:
+    first = Outbox(outbox_path)
+    first.put("rest", [record("a", 1), record("a", 2)])
+    first.close()
+    assert stamps(Outbox(outbox_path).claim("rest", "me", 10) or []) == [1, 2]
+
+
+PRODUCER = textwrap.dedent(
+    """
+    import sys
+    from datahub_airflow_listener.transport import Outbox, WireRecord
+    from tests.support.fake_gms import StubMcp
+    path, name, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    outbox = Outbox(path)
+    for b in range(batches):
+        mcps = [StubMcp(entity_urn=f"urn:li:dataProcessInstance:{name}", seq=b * 3 + k)
+                for k in range(3)]
+        outbox.put("rest", [WireRecord.from_wire(m.to_wire(last_observed=1)) for m in mcps])
+    """
+)
+
+
+def test_many_processes_put_at_once_nothing_lost_order_kept(outbox_path: Path) -> None:
+    producers, batches = 5, 60
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PRODUCER, str(outbox_path), f"p{n}", str(batches)],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        for n in range(producers)
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0] * producers
+    outbox = Outbox(outbox_path)
+    rows = outbox.claim("rest", "me", 100_000) or []
+    assert len(rows) == producers * batches * 3
+    assert outbox.counts("rest").waiting == len(rows)
+    for n in range(producers):
+        mine = [r.record.wire() for r in rows if r.urn.endswith(f":p{n}")]
+        import json
+
+        assert [json.loads(m["aspect"]["value"])["timestampMillis"] for m in mine] == list(
+            range(batches * 3)
+        )
+
+
+def test_rejects_a_zero_bound(outbox_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        Outbox(outbox_path, max_rows=0)

@@ -1,0 +1,55 @@
+"""Helpers shared by the transport tests (imported as ``transport_helpers``, like the domain
+tests' ``domain_strategies``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datahub_airflow_listener.transport import WireRecord
+from datahub_airflow_listener.transport.retry import BackoffPolicy
+from tests.support.fake_gms import StubMcp
+
+TOKEN = "tok-3f9a1c77e2b94d1e-secret"
+
+FAST_BACKOFF = BackoffPolicy(base=0.02, cap=0.1)
+
+
+def rest_settings(url: str, **overrides: Any) -> dict[str, Any]:
+    """REST settings with retries in milliseconds, so failure tests stay fast."""
+    settings: dict[str, Any] = {
+        "server": url,
+        "timeout_sec": 5,
+        "connect_timeout_sec": 2,
+        "retry_max_times": 3,
+        "retry_backoff_sec": 0.01,
+        "retry_backoff_max_sec": 0.05,
+        "retry_after_max_sec": 2,
+    }
+    settings.update(overrides)
+    return settings
+
+
+def mcp(run: str, seq: int, status: str = "STARTED") -> StubMcp:
+    return StubMcp(entity_urn=f"urn:li:dataProcessInstance:{run}", seq=seq, status=status)
+
+
+def record(run: str, seq: int, status: str = "STARTED") -> WireRecord:
+    return WireRecord.from_wire(mcp(run, seq, status).to_wire(last_observed=seq))
+
+
+def seqs(wire_mcps: list[dict[str, Any]]) -> list[int]:
+    """The ``timestampMillis`` of each MCP, which the stand-ins use as a sequence number."""
+    return [json.loads(m["aspect"]["value"])["timestampMillis"] for m in wire_mcps]
+
+
+def wait_until(condition: Any, timeout: float = 5.0, interval: float = 0.005) -> bool:
+    """Poll ``condition()`` until true or ``timeout``; return its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
