@@ -202,8 +202,9 @@ class RunRecorder:
             # STARTED, so the instance has its properties and links.
             if self._tries_started.add(key, facts.start_ms):
                 mcps.extend(runtime.mapper.task_run_started(facts))
-        elif getattr(ti, "start_date", None) is None:
-            # Marked in the UI before it ever ran: open it at its end time.
+        elif not getattr(ti, "hostname", None):
+            # No worker ever ran it (marked in the UI, which stamps start = end = now): open
+            # it at its end time, with its properties and links.
             facts = _started_at_end(facts)
             self._tries_started.add(key, facts.start_ms)
             mcps.extend(runtime.mapper.task_run_started(facts))

@@ -94,7 +94,7 @@ def _holder_is_gone(holder: str) -> bool:
     try:
         os.kill(int(pid_text), 0)
     except OSError as exc:
-        return False and exc.errno == errno.ESRCH
+        return exc.errno == errno.ESRCH
     return False
 
 

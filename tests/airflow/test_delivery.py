@@ -80,9 +80,7 @@ def test_file_connection_receives_the_runs(
     assert stat.S_IMODE(outbox.stat().st_mode) & 0o077 == 0  # owner only
 
 
-def test_no_connection_means_the_local_store(
-    registered: Any, real_runtime: Path, dag: Any
-) -> None:
+def test_no_connection_means_the_local_store(registered: Any, real_runtime: Path, dag: Any) -> None:
     from datahub_airflow_listener.transport import LocalConfig, LocalStore
 
     _run_a_dag(dag)

@@ -213,9 +213,9 @@ def test_task_that_skips_itself_is_skipped(registered: Any, recorder: Any, dag: 
 def test_marked_success_in_the_ui_before_it_ran_opens_and_closes_it(
     registered: Any, recorder: Any, dag: Any
 ) -> None:
-    """API server: ORM instance, no task process, never started."""
-    ti = make_orm_ti(dag.get_task("load"), state="success", end_date=T0)
-    ti.start_date = None
+    """API server: ORM instance, never ran on a worker (marking stamps start = end = now)."""
+    ti = make_orm_ti(dag.get_task("load"), state="success", start_date=T0, end_date=T0)
+    ti.hostname = ""
     call_hook(core_manager(), "on_task_instance_success", previous_state=None, task_instance=ti)
     events = recorder.events()
     assert [s for _, s, _ in events] == ["STARTED", "COMPLETE"]

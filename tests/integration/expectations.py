@@ -118,8 +118,22 @@ def dpi_urn(instance_id: str, cluster: str = CLUSTER) -> str:
     return "urn:li:dataProcessInstance:" + hashlib.md5(key.encode()).hexdigest()
 
 
-def check_dag_run(recorded: Recorded, dag_id: str, run_id: str, run_type: str) -> list[str]:
-    """Every rule of the issue for one DAG run; returns the violations (empty = all good)."""
+def check_dag_run(
+    recorded: Recorded,
+    dag_id: str,
+    run_id: str,
+    run_type: str,
+    try_numbers: Mapping[tuple[str, int], int] | None = None,
+) -> list[str]:
+    """Every rule of the issue for one DAG run; returns the violations (empty = all good).
+
+    ``try_numbers`` -- Airflow's own final try_number per (task_id, map_index), read from its
+    REST API -- switches the attempt check from the fixed numbers of :data:`EXPECTED` to
+    "the results in order, the last attempt being Airflow's try_number". Under the Airflow 2
+    scheduler a task that ran once can carry try_number 2 (its log is ``attempt=2.log``: the
+    scheduler and the task-side mini scheduler both schedule it), and attempt must follow
+    Airflow, not our table.
+    """
     exp = EXPECTED[dag_id]
     problems: list[str] = []
     flows = recorded.flow_runs(dag_id, run_id)
@@ -152,7 +166,11 @@ def check_dag_run(recorded: Recorded, dag_id: str, run_id: str, run_type: str) -
             map_index = int(inst.custom.get("map_index", -1))
             seen_tasks.add((task_id, map_index))
             label = f"{task_id}[{map_index}]"
-            problems += _check_events(inst, by_index[map_index], label)
+            want = by_index[map_index]
+            if try_numbers is not None:
+                problems += _check_attempts(inst, want, try_numbers.get((task_id, map_index)), label)
+                want = {a: r for a, r in zip(sorted(inst.result_by_attempt()), want.values())} or want
+            problems += _check_events(inst, want, label)
             job = f"urn:li:dataJob:({flow_urn},{task_id})"
             if inst.parent_template != job:
                 problems.append(f"{label}: parentTemplate {inst.parent_template} != {job}")
@@ -180,6 +198,18 @@ def check_dag_run(recorded: Recorded, dag_id: str, run_id: str, run_type: str) -
     if extra:
         problems.append(f"unexpected task instances {extra}")
     return problems
+
+
+def _check_attempts(
+    inst: Instance, want: Mapping[int | None, str], try_number: int | None, label: str
+) -> list[str]:
+    """The last recorded attempt is Airflow's try_number; as many attempts as expected."""
+    attempts = sorted(inst.result_by_attempt())
+    if len(attempts) != len(want):
+        return [f"{label}: {len(attempts)} closed attempts, expected {len(want)}"]
+    if None not in want and try_number is not None and attempts and attempts[-1] != try_number:
+        return [f"{label}: last attempt {attempts[-1]} != Airflow's try_number {try_number}"]
+    return []
 
 
 def _check_events(inst: Instance, want: Mapping[int | None, str], label: str) -> list[str]:

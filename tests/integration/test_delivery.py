@@ -192,7 +192,9 @@ def test_a_rejected_mcp_is_logged_once_and_the_rest_delivered(
     gms.reject_urns = {bad}
     scheduler = scheduler_dispatcher(gms.url, tmp_path / "outbox.sqlite")
     with caplog.at_level(logging.WARNING, logger="datahub_airflow_listener"):
-        scheduler.submit([StubMcp(entity_urn="urn:li:dataProcessInstance:ok", seq=i) for i in range(3)])
+        scheduler.submit(
+            [StubMcp(entity_urn="urn:li:dataProcessInstance:ok", seq=i) for i in range(3)]
+        )
         scheduler.submit([StubMcp(entity_urn=bad, seq=99)])
         scheduler.submit([StubMcp(entity_urn="urn:li:dataProcessInstance:ok", seq=3)])
         report = scheduler.flush(5)
@@ -243,9 +245,7 @@ def test_the_token_never_reaches_a_log_line_or_the_outbox(
     wrong.close(timeout=0.5)
 
 
-def test_many_task_processes_ship_one_outbox_in_per_run_order(
-    gms: FakeGms, tmp_path: Path
-) -> None:
+def test_many_task_processes_ship_one_outbox_in_per_run_order(gms: FakeGms, tmp_path: Path) -> None:
     outbox = tmp_path / "outbox.sqlite"
     tasks = [task_process(gms.url, outbox, f"t{n}", 20, 5.0) for n in range(5)]
     assert [t.wait(timeout=30) for t in tasks] == [0] * 5
@@ -265,7 +265,7 @@ def test_rows_of_a_killed_process_are_delivered_by_the_next_sender(
     task = task_process(gms.url, outbox, "killed", 5, 0.5, "stay")
     assert task.stdout is not None and task.stdout.readline().strip() == "ready"
     assert wait_until(lambda: Outbox(outbox).counts(SINK).lease_holder is not None, 5)
-    assert Outbox(outbox).waiting(SINK) == 5
+    assert wait_until(lambda: Outbox(outbox).waiting(SINK) == 5, 5)  # durable before the kill
     os.kill(task.pid, signal.SIGKILL)  # kill -9, as Airflow does to a stuck task
     task.wait(timeout=10)
     gms.delay_sec = 0
@@ -274,5 +274,7 @@ def test_rows_of_a_killed_process_are_delivered_by_the_next_sender(
     report = scheduler.flush(5)
     assert report.waiting == 0
     assert time.monotonic() - started < 3  # the dead holder's lease did not have to expire
-    assert dedupe(run_events(gms.accepted())["urn:li:dataProcessInstance:killed"]) == expected_run(5)
+    assert dedupe(run_events(gms.accepted())["urn:li:dataProcessInstance:killed"]) == expected_run(
+        5
+    )
     scheduler.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given

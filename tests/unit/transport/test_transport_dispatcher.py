@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -201,7 +202,9 @@ def test_rows_left_by_other_processes_are_delivered_first(outbox_path: Path) -> 
 
 
 def test_flush_alone_ships_leftovers(outbox_path: Path) -> None:
-    Outbox(outbox_path).put("rec", [WireRecord.from_wire(mcp("old", i).to_wire()) for i in range(3)])
+    Outbox(outbox_path).put(
+        "rec", [WireRecord.from_wire(mcp("old", i).to_wire()) for i in range(3)]
+    )
     dispatcher, sink = recording_dispatcher(outbox_path)
     report = dispatcher.flush(5)  # e.g. a "flush" command: no submit, no thread
     assert report.ok and seqs(sink.wire_mcps) == [0, 1, 2]
@@ -270,8 +273,6 @@ def test_fork_child_gets_a_fresh_queue_and_its_own_thread(tmp_path: Path) -> Non
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert dispatcher.flush(5).ok
-    import json
-
     by_run: dict[str, list[int]] = {}
     for item in json.loads(target.read_text()):
         by_run.setdefault(item["entityUrn"].rsplit(":", 1)[1], []).append(

@@ -29,7 +29,10 @@ def test_stores_in_order_and_reads_back_with_filters(store: LocalStore) -> None:
     assert everything[0].timestamp_ms == 1  # systemMetadata.lastObserved
     assert everything[0].entity_type == "dataProcessInstance"
     assert store.count() == 4
-    assert store.count(urn="urn:li:dataProcessInstance:b", aspect_name="dataProcessInstanceRunEvent") == 2
+    assert (
+        store.count(urn="urn:li:dataProcessInstance:b", aspect_name="dataProcessInstanceRunEvent")
+        == 2
+    )
     assert list(store.iter_mcps(after_seq=everything[2].seq)) == everything[3:]
     assert store.last_seq() == everything[-1].seq
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from datahub_airflow_listener.transport.outbox import new_holder_id
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def stamps(rows) -> list[int]:  # noqa: ANN001
+def stamps(rows) -> list[int]:
     return [row.record.wire()["systemMetadata"]["lastObserved"] for row in rows]
 
 
@@ -79,8 +81,6 @@ def test_a_lease_held_by_a_dead_local_process_is_taken_at_once(outbox_path: Path
     outbox = Outbox(outbox_path, lease_ttl_sec=3600)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    import socket
-
     dead_holder = f"{socket.gethostname()}:{child.pid}:deadbeef"
     outbox.put("rest", [record("a", 1)])
     assert outbox.claim("rest", dead_holder, 1) is not None
@@ -109,7 +109,12 @@ def test_files_are_owner_only(outbox_path: Path) -> None:
     outbox = Outbox(outbox_path)
     outbox.put("rest", [record("a", 1)])
     files = sorted(p.name for p in outbox_path.parent.iterdir())
-    assert files == ["outbox.sqlite", "outbox.sqlite-shm", "outbox.sqlite-wal", "outbox.sqlite.lock"]
+    assert files == [
+        "outbox.sqlite",
+        "outbox.sqlite-shm",
+        "outbox.sqlite-wal",
+        "outbox.sqlite.lock",
+    ]
     for name in files:
         assert stat.S_IMODE(os.stat(outbox_path.parent / name).st_mode) == 0o600, name
     assert stat.S_IMODE(os.stat(outbox_path.parent).st_mode) == 0o700
@@ -154,8 +159,6 @@ def test_many_processes_put_at_once_nothing_lost_order_kept(outbox_path: Path) -
     assert outbox.counts("rest").waiting == len(rows)
     for n in range(producers):
         mine = [r.record.wire() for r in rows if r.urn.endswith(f":p{n}")]
-        import json
-
         assert [json.loads(m["aspect"]["value"])["timestampMillis"] for m in mine] == list(
             range(batches * 3)
         )

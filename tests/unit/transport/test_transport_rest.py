@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -153,7 +152,7 @@ def test_partial_progress_is_a_prefix(gms: FakeGms) -> None:
     original = gms.handle_post
     calls = {"n": 0}
 
-    def second_request_fails(handler, body):  # noqa: ANN001, ANN202
+    def second_request_fails(handler, body):
         calls["n"] += 1
         if calls["n"] == 2:
             return 503, {"message": "busy"}, {}

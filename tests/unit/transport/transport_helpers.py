@@ -4,6 +4,7 @@ tests' ``domain_strategies``)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from datahub_airflow_listener.transport import WireRecord
@@ -45,8 +46,6 @@ def seqs(wire_mcps: list[dict[str, Any]]) -> list[int]:
 
 def wait_until(condition: Any, timeout: float = 5.0, interval: float = 0.005) -> bool:
     """Poll ``condition()`` until true or ``timeout``; return its last value."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
