@@ -23,7 +23,6 @@ from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FINISHED_STATES",
     "asset_urn",
     "dag_run_facts",
     "dag_run_result",
@@ -32,9 +31,6 @@ __all__ = [
     "result_for_state",
     "task_run_facts",
 ]
-
-# Task states after which no end hook will come for the try.
-FINISHED_STATES: Final = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 # DataHub result for each final Airflow task state. upstream_failed and removed tasks never
 # ran, so they are SKIPPED (nativeResultType keeps Airflow's exact state).

@@ -86,6 +86,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_SPOOL_CHUNK = 500  # MCPs per outbox transaction
+_SPOOL_PAUSE_SEC = 0.0002  # between chunks: lets waiting threads take the GIL
+
 
 @attrs.frozen(kw_only=True)
 class DispatcherConfig:
@@ -309,35 +312,52 @@ class Dispatcher:
                     sink.has_work = self.outbox.waiting(sink.name) > 0
 
     def _spool(self, timeout: float = -1) -> bool:
-        """Move everything in memory to the outbox. False if the lock was not had in time."""
+        """Move everything in memory to the outbox. False if the lock was not had in time.
+
+        Works in chunks of ``_SPOOL_CHUNK`` MCPs, one outbox transaction each, pausing
+        briefly between chunks: a burst never holds the outbox's write lock (which the
+        shipper needs) or the GIL (which Airflow's threads need) for long.
+        """
         if not self._spool_lock.acquire(timeout=timeout):
             return False
         try:
-            batch = []
-            memory = self._queue
-            with contextlib.suppress(IndexError):
-                while memory:
-                    batch.append(memory.popleft())
-            records = self._serialize(batch)
-            for sink in self._sinks:
-                with self._fallback_lock:
-                    pending = [*sink.fallback, *records]
-                    if not pending:
-                        continue
-                    try:
-                        self._dropped += self.outbox.put(sink.name, pending)
-                    except Exception as exc:
-                        self._keep_in_memory(sink, pending, exc)
-                    else:
-                        sink.fallback = []
-                        if self._outbox_broken:
-                            self._outbox_broken = False
-                            log.warning("DataHub outbox %s is writable again", self.outbox.path)
-                sink.has_work = True
-                self._ship_wake.set()
+            first = True
+            while first or self._queue:
+                if not first:
+                    time.sleep(_SPOOL_PAUSE_SEC)
+                first = False
+                self._write(self._serialize(self._take(_SPOOL_CHUNK)))
             return True
         finally:
             self._spool_lock.release()
+
+    def _take(self, limit: int) -> list[tuple[tuple[McpLike, ...], int]]:
+        batch, count = [], 0
+        memory = self._queue
+        with contextlib.suppress(IndexError):
+            while memory and count < limit:
+                item = memory.popleft()
+                batch.append(item)
+                count += len(item[0])
+        return batch
+
+    def _write(self, records: list[WireRecord]) -> None:
+        for sink in self._sinks:
+            with self._fallback_lock:
+                pending = [*sink.fallback, *records]
+                if not pending:
+                    continue
+                try:
+                    self._dropped += self.outbox.put(sink.name, pending)
+                except Exception as exc:
+                    self._keep_in_memory(sink, pending, exc)
+                else:
+                    sink.fallback = []
+                    if self._outbox_broken:
+                        self._outbox_broken = False
+                        log.warning("DataHub outbox %s is writable again", self.outbox.path)
+            sink.has_work = True
+            self._ship_wake.set()
 
     def _serialize(self, batch: list[tuple[tuple[McpLike, ...], int]]) -> list[WireRecord]:
         records = []

@@ -19,6 +19,8 @@ Contract:
   a GMS are read by the same code.
 * Only ``dataProcessInstance`` urns can be deleted here: asking to delete anything else (a
   DataFlow, a DataJob, a dataset) raises ``ValueError`` before any request is sent.
+* 429/5xx answers and timeouts are retried (``retry_max_times``, with backoff); a refused
+  connection, an unknown host or a TLS failure is reported at once (a person is waiting).
 * Failures raise the transport's error table (:mod:`.errors`): ``AuthError`` (401/403),
   ``NotGmsError`` (404 on an endpoint, a web page instead of JSON), ``TransientError``
   (network, 429/5xx, after the configured retries), ``PermanentError`` (other 4xx). Messages
@@ -143,6 +145,8 @@ class GmsReader:
                     self.config.secrets,
                 )
                 error = TransientError(text, method=method, url=url)
+                if not isinstance(exc, requests.Timeout):
+                    raise error from None  # refused, DNS, TLS: waiting would not help a person
             else:
                 with response:
                     status = response.status_code

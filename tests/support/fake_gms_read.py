@@ -17,6 +17,7 @@ the MCPs it accepted (or was :meth:`seed`-ed with), as a GMS would (DATAHUB_WIRE
 * ``POST /entities?action=listUrns`` and ``POST /entities?action=delete`` (hard delete:
   every aspect and run event of the urn; ``{"value": {"urn", "rows", "timeseriesRows"}}``).
 
+``fail_reads_next(n, status)`` makes the next ``n`` of these requests fail (a flaky GMS).
 Requests are validated: the Rest.li protocol header, the token, required parameters and body
 fields, no unknown body fields, a urn that parses; a violation is answered 400 and listed in
 :attr:`violations` (assert it stays empty). Every delete is listed in :attr:`deleted`.
@@ -62,6 +63,12 @@ class FakeGmsRead(FakeGms):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deleted: list[str] = []
+        self._read_failures: list[int] = []
+
+    def fail_reads_next(self, count: int, status: int = 503) -> None:
+        """The next ``count`` read/delete requests fail with ``status`` (after the auth check)."""
+        with self._lock:
+            self._read_failures.extend([status] * count)
 
     # ------------------------------------------------------------------ state
 
@@ -131,6 +138,10 @@ class FakeGmsRead(FakeGms):
             return self._violation("missing X-RestLi-Protocol-Version: 2.0.0")
         if not self._authorized(handler):
             return 401, _error(401, "Unauthorized to perform this action."), {}
+        with self._lock:
+            if self._read_failures:
+                status = self._read_failures.pop(0)
+                return status, _error(status, "temporarily unavailable"), {}
         return None
 
     def handle_get(self, handler: _Handler) -> tuple[int, Any, dict[str, str]]:

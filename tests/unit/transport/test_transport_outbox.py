@@ -52,14 +52,44 @@ def test_refused_rows_go_to_the_dead_letters(outbox_path: Path) -> None:
     counts = outbox.counts("rest")
     assert (counts.waiting, counts.delivered, counts.dead) == (0, 3, 2)
     dead = outbox.dead_letters("rest")
-    assert [(d.seq, d.status, d.error) for d in dead] == [
-        (rows[3].seq, 400, "worse"),
-        (rows[1].seq, 422, "bad"),
+    assert [(stamps([d])[0], d.status, d.error) for d in dead] == [
+        (3, 400, "worse"),
+        (1, 422, "bad"),
     ]
     outbox.put("rest", [record("z", 9)])
     more = outbox.claim("rest", "me", 5) or []
     outbox.settle("rest", more, [(more[0], 422, "again")])
     assert len(outbox.dead_letters()) == 2  # bounded: newest kept
+
+
+def test_a_partly_settled_batch_keeps_its_tail(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", i) for i in range(5)])
+    rows = outbox.claim("rest", "me", 100) or []
+    assert outbox.settle("rest", rows[:2]) == 2
+    assert stamps(outbox.claim("rest", "me", 100) or []) == [2, 3, 4]
+    assert outbox.counts("rest").waiting == 3
+
+
+def test_settle_after_the_bound_trimmed_a_claimed_batch(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path, max_rows=6)
+    outbox.put("rest", [record("a", i) for i in range(5)])
+    claimed = outbox.claim("rest", "me", 100) or []
+    assert outbox.put("rest", [record("a", i) for i in range(5, 8)]) == 2  # drops 0 and 1
+    assert outbox.settle("rest", claimed[:4]) == 2  # 2 and 3: 0 and 1 were already dropped
+    assert stamps(outbox.claim("rest", "me", 100) or []) == [4, 5, 6, 7]
+    counts = outbox.counts("rest")
+    assert (counts.waiting, counts.delivered, counts.dropped) == (4, 2, 2)
+
+
+def test_large_puts_are_claimed_in_order_in_whole_batches(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", i) for i in range(1200)])
+    first = outbox.claim("rest", "me", 600) or []
+    assert stamps(first) == list(range(1000))  # whole stored batches of 500
+    outbox.settle("rest", first)
+    assert stamps(outbox.claim("rest", "me", 600) or []) == list(range(1000, 1200))
+    assert [stamps([r])[0] for r in outbox.rows("rest", limit=3)] == [1000, 1001, 1002]
 
 
 def test_one_lease_holder_at_a_time_until_release_or_expiry(outbox_path: Path) -> None:
