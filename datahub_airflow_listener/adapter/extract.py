@@ -137,6 +137,7 @@ def task_run_facts(
     dag_run: Any = None,
     base_url: str | None = None,
     include_iolets: bool = True,
+    config: Any = None,
 ) -> TaskRunFacts | None:
     """Facts of one task try; None without dag_id, task_id and run_id.
 
@@ -162,8 +163,11 @@ def task_run_facts(
         if isinstance(ids, Iterable) and not isinstance(ids, str | bytes):
             upstream = tuple(sorted(str(i) for i in ids))
         if include_iolets:
-            inlets = iolet_urns(_get(task, "inlets"))
-            outlets = iolet_urns(_get(task, "outlets"))
+            from datahub_airflow_listener.adapter import lineage
+
+            found = lineage.task_lineage(task, config=config)
+            lineage.log_warnings(found.warnings)
+            inlets, outlets = tuple(found.inlets), tuple(found.outlets)
     operator = _str(_get(task, "task_type")) or _str(_get(ti, "operator"))
     return TaskRunFacts(
         dag_id=dag_id,

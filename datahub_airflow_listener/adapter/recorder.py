@@ -103,7 +103,9 @@ class RunRecorder:
         if facts is None:
             return
         self._dag_runs_started.add(_dag_run_key(facts), facts.start_ms)
-        runtime.submit(runtime.mapper.dag_run_started(facts))
+        mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
+        mcps.extend(runtime.mapper.dag_run_started(facts))
+        runtime.submit(mcps)
 
     def task_running(self, ti: Any) -> None:
         runtime = self._runtime(extract_dag_id(ti))
@@ -115,7 +117,7 @@ class RunRecorder:
             return
         if facts.start_ms is None:  # 2.x ``dags test`` runs tries without a start_date
             facts = _with(facts, start_ms=_now_ms())
-        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms)
+        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, compat.get_task(ti))
         self._tries_started.add(_try_key(facts), facts.start_ms)
         mcps.extend(runtime.mapper.task_run_started(facts))
         runtime.submit(mcps)
@@ -158,13 +160,14 @@ class RunRecorder:
             dag_run=dag_run,
             base_url=runtime.base_url,
             include_iolets=iolets,
+            config=runtime.config,
         )
         if facts is not None and (facts.inlets or facts.outlets):
             facts = runtime.filter_datasets(facts)
         return facts
 
     def _dag_run_start_for_test(
-        self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None
+        self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None, task: Any = None
     ) -> list[Any]:
         """The DAG run's STARTED under ``airflow dags test`` (no running hook there).
 
@@ -179,7 +182,10 @@ class RunRecorder:
         start = first_task_start_ms if first_task_start_ms is not None else _now_ms()
         if not self._dag_runs_started.add(_dag_run_key(facts), start):
             return []
-        return list(runtime.mapper.dag_run_started(_with(facts, start_ms=start)))
+        dag = getattr(dag_run, "dag", None) or getattr(task, "dag", None)
+        mcps = _templates(runtime, dag, dag_run)
+        mcps.extend(runtime.mapper.dag_run_started(_with(facts, start_ms=start)))
+        return mcps
 
     def task_finished(self, ti: Any, result: str, native: str) -> None:
         runtime = self._runtime(extract_dag_id(ti))
@@ -197,7 +203,8 @@ class RunRecorder:
                 facts = _with(
                     facts, start_ms=remembered if remembered is not None else facts.end_ms
                 )
-            mcps.extend(self._dag_run_start_for_test(runtime, dag_run, facts.start_ms))
+            task = compat.get_task(ti)
+            mcps.extend(self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task))
             # A try that failed before its running hook (e.g. while parsing) still gets its
             # STARTED, so the instance has its properties and links.
             if self._tries_started.add(key, facts.start_ms):
@@ -210,6 +217,8 @@ class RunRecorder:
             mcps.extend(runtime.mapper.task_run_started(facts))
         self._tries_ended.add(key)
         mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
+        if result == "SUCCESS" and compat.ran_in_this_process(ti):
+            mcps.extend(_alias_lineage(runtime, ti, facts))
         runtime.submit(mcps)
 
     def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
@@ -331,3 +340,40 @@ def _started_at_end(facts: Any) -> Any:
     """Facts of a try that never ran: it starts when it ends."""
     end = facts.end_ms if facts.end_ms is not None else _now_ms()
     return _with(facts, start_ms=end, end_ms=end)
+
+
+def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[Any]:
+    """DataFlow/DataJob templates when this process has not sent the DAG's current version."""
+    if dag is None:
+        return []
+    from datahub_airflow_listener.adapter import templates
+
+    return list(
+        templates.templates_for(
+            dag,
+            runtime.config,
+            version=templates.dag_version_key(dag_run),
+            base_url=runtime.base_url,
+        )
+    )
+
+
+def _alias_lineage(runtime: Runtime, ti: Any, facts: Any) -> list[Any]:
+    """Outputs that asset aliases resolved to during the try (known only at its end)."""
+    task = compat.get_task(ti)
+    if task is None:
+        return []
+    from datahub_airflow_listener.adapter import templates
+
+    return list(
+        templates.task_end_lineage(
+            task,
+            ti,
+            config=runtime.config,
+            run_urn=runtime.mapper.task_run_urn(
+                facts.dag_id, facts.task_id, facts.run_id, facts.map_index
+            ),
+            when_ms=facts.start_ms if facts.start_ms is not None else _now_ms(),
+            base_url=runtime.base_url,
+        )
+    )

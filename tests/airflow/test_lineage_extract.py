@@ -127,7 +127,8 @@ def test_outlets_with_an_unknown_scheme_are_kept_with_a_warning(etl: Any) -> Non
 
 def test_entities_survive_the_dag_serializer() -> None:
     task = serialized(make_etl()).task_dict["extract"]
-    assert any(isinstance(i, str) and i.startswith("Dataset(") for i in task.inlets)
+    # The serializer keeps str() of unknown objects: our entities print as their urn.
+    assert HIVE in [i for i in task.inlets if isinstance(i, str)]
     assert HIVE in task_lineage(task).inlets
 
 
