@@ -54,35 +54,42 @@ DIST_NAME = "datahub-airflow-listener"
 EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
 
 HIDE_PLUGIN_SITECUSTOMIZE = f'''\
-# Written by bench/bench_airflow.py: hide the {DIST_NAME} distribution from importlib.metadata,
-# so Airflow loads neither its plugin nor its provider entry point ("without the plugin").
+# Written by bench/bench_airflow.py: hide the {DIST_NAME} distribution from importlib.metadata
+# and its backport (Airflow 3 uses the backport on Python < 3.12), so Airflow loads neither its
+# plugin nor its provider entry point ("without the plugin").
 import importlib.metadata as _md
 
-_real_distributions = _md.distributions
+
+def _hiding(real):
+    def distributions(**kwargs):
+        for dist in real(**kwargs):
+            if (dist.metadata["Name"] or "").lower().replace("_", "-") != "{DIST_NAME}":
+                yield dist
+
+    return distributions
 
 
-def _distributions(**kwargs):
-    for dist in _real_distributions(**kwargs):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name != "{DIST_NAME}":
-            yield dist
-
-
-_md.distributions = _distributions
+_md.distributions = _hiding(_md.distributions)
+try:
+    import importlib_metadata as _backport
+except ImportError:
+    pass
+else:
+    _backport.distributions = _hiding(_backport.distributions)
 '''
 
 # Runs in a fresh interpreter: import Airflow, load plugins, register listeners; print JSON.
 LOAD_PROBE = textwrap.dedent(
     """
     import json, time
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     import airflow
     from airflow import plugins_manager
     from airflow.listeners.listener import get_listener_manager
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     plugins_manager.ensure_plugins_loaded()
     plugins_manager.integrate_listener_plugins(get_listener_manager())
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     rss_kb = 0
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -91,6 +98,7 @@ LOAD_PROBE = textwrap.dedent(
     names = [p.name for p in plugins_manager._get_plugins()[0]] if hasattr(
         plugins_manager, "_get_plugins") else [p.name for p in plugins_manager.plugins or []]
     print(json.dumps({"import_airflow_s": t1 - t0, "load_plugins_s": t2 - t1,
+                      "load_plugins_cpu_s": c2 - c1, "total_cpu_s": c2 - c0,
                       "total_s": t2 - t0, "rss_kb": rss_kb, "plugins": names,
                       "listeners": len(get_listener_manager().pm.get_plugins())}))
     """
@@ -110,7 +118,9 @@ def hide_plugin_env(workdir: Path) -> dict[str, str]:
 
 def part_counts(base: AirflowEnv, work: Path) -> None:
     print("\n== MCPs emitted (airflow dags test, datahub-file connection)")
-    print(f"{'dag':<18} {'run MCPs':>8} {'tries':>6} {'task MCPs':>9} {'per try':>8} {'max/try':>8}")
+    print(
+        f"{'dag':<18} {'run MCPs':>8} {'tries':>6} {'task MCPs':>9} {'per try':>8} {'max/try':>8}"
+    )
     for dag_id in EXAMPLES:
         env = base.clone(work / f"counts-{dag_id}")
         out = env.home / "out.json"
@@ -129,8 +139,7 @@ def part_counts(base: AirflowEnv, work: Path) -> None:
             f"{task_mcps / sum(tries):>8.2f} {max(per_try):>8.2f}"
         )
         print(
-            f"{'':<18} whole DAG run: {len(rec)} MCPs "
-            f"({len(rec.other)} on non-instance entities)"
+            f"{'':<18} whole DAG run: {len(rec)} MCPs ({len(rec.other)} on non-instance entities)"
         )
 
 
@@ -157,24 +166,46 @@ def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
     for _ in range(reps):
         runs["without"].append(_probe(without_env))
         runs["with"].append(_probe(with_env))
-    print(f"plugins loaded with: {runs['with'][0]['plugins']}, without: {runs['without'][0]['plugins']}")
-    print(f"listeners registered with: {runs['with'][0]['listeners']}, without: {runs['without'][0]['listeners']}")
+    first_with, first_without = runs["with"][0], runs["without"][0]
+    print(f"plugins loaded with: {first_with['plugins']}, without: {first_without['plugins']}")
+    print(
+        f"listeners registered with: {first_with['listeners']}, "
+        f"without: {first_without['listeners']}"
+    )
+    labels = {
+        "load_plugins_s": "plugin load + listener registration",
+        "load_plugins_cpu_s": "  the same, CPU time",
+        "total_s": "import airflow + plugins",
+        "total_cpu_s": "  the same, CPU time",
+        "rss_kb": "RSS after loading",
+    }
     for key, unit, scale in (
         ("load_plugins_s", "ms", 1000.0),
+        ("load_plugins_cpu_s", "ms", 1000.0),
         ("total_s", "ms", 1000.0),
+        ("total_cpu_s", "ms", 1000.0),
         ("rss_kb", "MB", 1 / 1024),
     ):
         w = statistics.median(r[key] for r in runs["with"]) * scale
         wo = statistics.median(r[key] for r in runs["without"]) * scale
-        label = {"load_plugins_s": "plugin load + listener registration",
-                 "total_s": "import airflow + plugins", "rss_kb": "RSS after loading"}[key]
-        print(f"{label:<38} with {w:9.1f} {unit}  without {wo:9.1f} {unit}  added {w - wo:+8.1f} {unit}")
+        print(
+            f"{labels[key]:<38} with {w:9.2f} {unit}  without {wo:9.2f} {unit}  "
+            f"added {w - wo:+8.2f} {unit}"
+        )
 
     # The plugin's own modules, as Python's import profiler sees them (Airflow imported first).
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c",
-         "import airflow; import datahub_airflow_listener.adapter.plugin"],
-        env=with_env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import airflow; import datahub_airflow_listener.adapter.plugin",
+        ],
+        env=with_env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     entries = []  # (depth, cumulative us, module) in completion order
     for line in proc.stderr.splitlines():
@@ -187,8 +218,10 @@ def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
     plugin_part = entries[after:]
     total_ms = sum(us for depth, us, _ in plugin_part if depth == 0) / 1000
     foreign = sorted({n.split(".")[0] for _, _, n in plugin_part} - {"datahub_airflow_listener"})
-    print(f"-X importtime: importing the plugin module after airflow costs {total_ms:.1f} ms; "
-          f"modules it imports beyond its own: {foreign or 'none'}")
+    print(
+        f"-X importtime: importing the plugin module after airflow costs {total_ms:.1f} ms; "
+        f"modules it imports beyond its own: {foreign or 'none'}"
+    )
 
 
 # -- scheduler --------------------------------------------------------------------------------
@@ -200,7 +233,7 @@ def _fanout_dag(dags: Path, n_tasks: int) -> str:
     (dags / f"{dag_id}.py").write_text(
         textwrap.dedent(
             f'''
-            """Benchmark DAG: start >> {n_tasks - 2} parallel tasks >> end (every one a real task process)."""
+            """Benchmark: start >> {n_tasks - 2} parallel tasks >> end, each a task process."""
             from datetime import datetime, timezone
 
             try:
@@ -232,7 +265,7 @@ def _iso(ts: str) -> datetime:
 
 
 def _one_scheduler_run(
-    base: AirflowEnv, work: Path, dags: Path, dag_id: str, with_plugin: bool, tag: str
+    base: AirflowEnv, work: Path, dags: Path, dag_id: str, *, with_plugin: bool, tag: str
 ) -> tuple[float, float, int]:
     env = base.clone(work / f"sched-{tag}", dags_folder=dags)
     if with_plugin:
@@ -268,9 +301,13 @@ def part_scheduler(base: AirflowEnv, work: Path, n_tasks: int, repeat: int) -> N
     for i in range(repeat):
         for with_plugin in (False, True):
             tag = f"{'with' if with_plugin else 'without'}-{i}"
-            wall, polled, sent = _one_scheduler_run(base, work, dags, dag_id, with_plugin, tag)
+            wall, polled, sent = _one_scheduler_run(
+                base, work, dags, dag_id, with_plugin=with_plugin, tag=tag
+            )
             walls[with_plugin].append(wall)
-            extra = f", GMS accepted {sent} MCPs ({sent / n_tasks:.1f} per task)" if with_plugin else ""
+            extra = (
+                f", GMS accepted {sent} MCPs ({sent / n_tasks:.1f} per task)" if with_plugin else ""
+            )
             print(f"  {tag:<10} run wall time {wall:7.1f} s (polled {polled:6.1f} s){extra}")
     w, wo = statistics.median(walls[True]), statistics.median(walls[False])
     print(f"  median: with {w:.1f} s, without {wo:.1f} s, difference {100 * (w - wo) / wo:+.1f} %")
@@ -285,8 +322,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
 
-    print(f"Airflow {'.'.join(map(str, airflow_version()))}, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"Airflow {'.'.join(map(str, airflow_version()))}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs"
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     base = AirflowEnv(work / "base", EXAMPLE_DAGS)
     if args.part in ("counts", "scheduler", "all"):

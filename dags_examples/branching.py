@@ -6,7 +6,7 @@ run as SKIPPED when the DAG run ends.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 try:  # Airflow 3
     from airflow.providers.standard.operators.empty import EmptyOperator
@@ -30,7 +30,7 @@ def refresh(**_: object) -> None:
 with DAG(
     dag_id="branching",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["example", "datahub"],
 ):

@@ -19,7 +19,7 @@ import os
 import re
 import sqlite3
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 try:  # Airflow 3
@@ -42,7 +42,9 @@ COUNTRIES = ("DE", "FR", "NL", "US")
 
 def run_dir(run_id: str) -> Path:
     """The folder of one DAG run's files (run ids contain ':' and '+', unsafe in paths)."""
-    base = os.environ.get("ETL_ORDERS_DATA_DIR") or os.path.join(tempfile.gettempdir(), "etl_orders")
+    base = os.environ.get("ETL_ORDERS_DATA_DIR") or os.path.join(
+        tempfile.gettempdir(), "etl_orders"
+    )
     path = Path(base) / re.sub(r"[^\w.-]", "_", run_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -51,7 +53,12 @@ def run_dir(run_id: str) -> Path:
 def extract_orders(run_id: str, **_: object) -> int:
     """Write the day's orders (deterministic sample data) as CSV; return the row count."""
     rows = [
-        {"order_id": i, "customer_id": 100 + i % 7, "country": COUNTRIES[i % 4], "amount": 10 + i * 3}
+        {
+            "order_id": i,
+            "customer_id": 100 + i % 7,
+            "country": COUNTRIES[i % 4],
+            "amount": 10 + i * 3,
+        }
         for i in range(1, 25)
     ]
     with (run_dir(run_id) / "orders_raw.csv").open("w", newline="") as fh:
@@ -82,7 +89,8 @@ def load_revenue(run_id: str, **_: object) -> int:
     try:
         with con:
             con.execute(
-                "CREATE TABLE IF NOT EXISTS daily_revenue (country TEXT PRIMARY KEY, revenue INTEGER)"
+                "CREATE TABLE IF NOT EXISTS daily_revenue"
+                " (country TEXT PRIMARY KEY, revenue INTEGER)"
             )
             con.executemany("INSERT OR REPLACE INTO daily_revenue VALUES (?, ?)", rows)
         (count,) = con.execute("SELECT COUNT(*) FROM daily_revenue").fetchone()
@@ -95,7 +103,7 @@ with DAG(
     dag_id="etl_orders",
     description="Orders from the shop database to the revenue report",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     default_args={"retries": 0, "retry_delay": timedelta(seconds=5)},
     tags=["example", "datahub"],

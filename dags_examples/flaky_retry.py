@@ -6,7 +6,7 @@ UP_FOR_RETRY (a retry follows, so it is not a FAILURE), attempt 2 ends SUCCESS.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 try:  # Airflow 3
@@ -31,7 +31,7 @@ def report(**_: object) -> None:
 with DAG(
     dag_id="flaky_retry",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["example", "datahub"],
 ):

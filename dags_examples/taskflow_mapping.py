@@ -6,7 +6,7 @@ map index), all children of the one DAG-run instance.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 try:  # Airflow 3
     from airflow.sdk import dag, task
@@ -17,7 +17,7 @@ except ImportError:  # Airflow 2.10 / 2.11
 @dag(
     dag_id="taskflow_mapping",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["example", "datahub"],
 )

@@ -20,6 +20,7 @@ only commands that read the Airflow configuration import Airflow (``runs``/``exp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from datahub_airflow_listener.domain.history import (
         CleanupItem,
         DagRun,
-        InstanceRecord,
         TaskRun,
         TaskStats,
     )
@@ -46,9 +46,11 @@ log = logging.getLogger(__name__)
 
 Command = Callable[[argparse.Namespace], int]
 
-TOKEN_ENV = "DATAHUB_GMS_TOKEN"
+TOKEN_ENV = "DATAHUB_GMS_TOKEN"  # noqa: S105 -- the NAME of the variable holding the token
 RESULT_CHOICES = ("SUCCESS", "FAILURE", "SKIPPED", "UP_FOR_RETRY", "RUNNING")
-_USER_ERRORS = frozenset({"TransportError", "OperateError", "OSError", "DomainError"})
+_USER_ERRORS = frozenset(
+    {"TransportError", "OperateError", "OSError", "DomainError", "DatabaseError"}
+)
 
 
 class CliError(Exception):
@@ -62,8 +64,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# Where command output goes. ``main`` points it at the real stdout and sends everything else
+# written to sys.stdout meanwhile (Airflow logs to stdout) to stderr, so ``--json`` stays clean.
+_stdout: TextIO | None = None
+
+
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    (_stdout or sys.stdout).write(text + "\n")
 
 
 def _settings() -> tuple[DatahubConfig, list[str]]:
@@ -161,7 +168,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs, where = _gms_runs(args, since, until)
     else:
         store, platform_instance = _local_store(args)
-        where = f"local store {store.path}"
+        where = f"the local store {store.path}"
         with store:
             mcps = (m.wire() for m in store.iter_mcps(entity_type="dataProcessInstance"))
             runs = history.build_history(mcps, platform_instance=platform_instance)
@@ -169,14 +176,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if args.dag not in known:
             listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
             raise CliError(
-                f"no runs of DAG {args.dag!r} in the {where}"
+                f"no runs of DAG {args.dag!r} in {where}"
                 + (f"; DAGs with runs there: {listed}" if known else " (it holds no runs yet)")
             )
     if args.task:
         tasks = {t.task_id for r in runs if r.dag_id == args.dag for t in r.task_runs}
         if args.task not in tasks:
             raise CliError(
-                f"DAG {args.dag!r} has no runs of task {args.task!r} in the {where}; "
+                f"DAG {args.dag!r} has no runs of task {args.task!r} in {where}; "
                 f"tasks seen: {', '.join(sorted(tasks)) or 'none'}"
             )
     selected = history.select_runs(
@@ -246,7 +253,7 @@ def _gms_runs(
 def _print_json(value: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    _out(json.dumps(value, indent=2, sort_keys=False))
 
 
 def _attempt_json(attempt: Any) -> dict[str, Any]:
@@ -282,7 +289,7 @@ def _runs_json(args: argparse.Namespace, where: str, runs: list[DagRun]) -> dict
 
     return {
         "dag_id": args.dag,
-        "source": where,
+        "source": where.removeprefix("the "),
         "filters": {
             "task": args.task,
             "result": args.result,
@@ -320,14 +327,16 @@ def _print_runs(args: argparse.Namespace, where: str, runs: list[DagRun]) -> Non
         for name, value in (("result", args.result), ("since", args.since), ("until", args.until))
         if value
     ]
-    head = f"{what}: {len(runs)} run(s), newest first, from the {where}"
+    head = f"{what}: {len(runs)} run(s), newest first, from {where}"
     _out(head + (f" (filtered: {', '.join(filters)})" if filters else ""))
     if not runs:
         _out("no runs match")
         return
-    width = max(len(t.label) for r in runs for t in r.task_runs) if any(
-        r.task_runs for r in runs
-    ) else 10
+    width = (
+        max(len(t.label) for r in runs for t in r.task_runs)
+        if any(r.task_runs for r in runs)
+        else 10
+    )
     for run in runs:
         _out()
         status = run.result if run.recorded else f"{run.result}?"
@@ -369,9 +378,7 @@ def _pct(stats: TaskStats) -> str:
 def _print_stats(runs: list[DagRun]) -> None:
     from datahub_airflow_listener.domain.history import dag_stats, format_duration, task_stats
 
-    rows = [("(DAG run)", dag_stats(runs))] + [
-        (s.task_id or "?", s) for s in task_stats(runs)
-    ]
+    rows = [("(DAG run)", dag_stats(runs))] + [(s.task_id or "?", s) for s in task_stats(runs)]
     width = max(len(name) for name, _ in rows)
     _out(f"Over these {len(runs)} run(s): success = SUCCESS / (SUCCESS + FAILURE)")
     _out(
@@ -552,7 +559,9 @@ def _soft_delete_local(store: LocalStore, urns: list[str]) -> None:
     from datahub_airflow_listener.domain.aspects import Status
     from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 
-    wire = [MetadataChangeProposal(entity_urn=u, aspect=Status(removed=True)).to_wire() for u in urns]
+    wire = [
+        MetadataChangeProposal(entity_urn=u, aspect=Status(removed=True)).to_wire() for u in urns
+    ]
     report = store.emit(wire)
     if report.error is not None:
         raise CliError(str(report.error))
@@ -769,8 +778,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
+    global _stdout  # noqa: PLW0603 -- one command per process; restored below
+    previous, _stdout = _stdout, sys.stdout
     try:
-        return handler(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return handler(args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -782,3 +794,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         text, users = _describe(exc)
         print(f"error: {text}", file=sys.stderr)
         return 2 if users else 3
+    finally:
+        _stdout = previous

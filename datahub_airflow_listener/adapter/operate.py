@@ -79,31 +79,54 @@ class _Capture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
+    def only(self, prefix: str) -> _Capture:
+        """The records of loggers whose name starts with ``prefix``."""
+        view = _Capture()
+        view.records = [r for r in self.records if r.name.startswith(prefix)]
+        return view
+
     def messages(self, level: int = logging.WARNING) -> list[str]:
+        """One line per record: the message, and the exception's own first line if any."""
         out = []
         for record in self.records:
             if record.levelno >= level:
                 text = record.getMessage().removeprefix("datahub-airflow-listener: ")
+                exc = record.exc_info[1] if record.exc_info else None
+                if exc is not None:
+                    cause = str(exc).strip().splitlines()
+                    text += f" ({type(exc).__name__}: {cause[0] if cause else ''})"
                 out.append(text)
         return out
 
 
+# Airflow logs a failing secrets backend with a traceback and goes on to the next one; the
+# commands show that as one line instead.
+_AIRFLOW_CONNECTION_LOGGER: Final = "airflow.models.connection"
+# ... and warns on every read of a connection whose type has a '-' (RFC 3986 scheme rules):
+# datahub-rest is the documented type, so that warning says nothing about the setup.
+_AIRFLOW_SCHEME_NOISE: Final = "shall not contain '_'"
+
+
 @contextlib.contextmanager
-def _captured(name: str = _PACKAGE_LOGGER) -> Iterator[_Capture]:
-    """Collect what the package logs meanwhile (the messages explain what went wrong)."""
-    logger = logging.getLogger(name)
+def _captured(*names: str) -> Iterator[_Capture]:
+    """Collect what these loggers (default: the package's) log meanwhile instead of printing
+    it: the messages explain what went wrong, and the command shows them its own way."""
     handler = _Capture()
-    previous = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False  # shown by the command, not twice through the root logger
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+    saved = []
+    for name in names or (_PACKAGE_LOGGER,):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
     try:
         yield handler
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous[0])
-        logger.propagate = previous[1]
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 # -- config --------------------------------------------------------------------------------------
@@ -132,7 +155,7 @@ def rest_config_for(config: DatahubConfig, conn_id: str | None = None) -> Any:
     candidates = [conn_id] if conn_id else list(config.conn_ids)
     problems = []
     for candidate in candidates:
-        with _captured() as capture:
+        with _captured(_PACKAGE_LOGGER, _AIRFLOW_CONNECTION_LOGGER) as capture:
             try:
                 kind, settings = resolve_sink(config, candidate)
             except Exception as exc:
@@ -190,6 +213,8 @@ def _outbox_lines(config: DatahubConfig) -> list[CheckLine]:
             if counts.waiting and sink not in configured:
                 level = "warn"
                 text += "; no longer configured, so nothing will send these"
+            elif counts.waiting:
+                text += " (`datahub-airflow-listener flush` sends them now)"
             lines.append(CheckLine(level=level, subject="outbox", message=text))
         return lines
     finally:
@@ -200,7 +225,7 @@ def _connection_lines(config: DatahubConfig, conn_id: str) -> list[CheckLine]:
     from datahub_airflow_listener.adapter.hooks import redacted
 
     subject = f"connection {conn_id}"
-    with _captured() as capture:
+    with _captured(_PACKAGE_LOGGER, _AIRFLOW_CONNECTION_LOGGER) as capture:
         try:
             kind, settings = resolve_sink(config, conn_id)
         except Exception as exc:
@@ -211,14 +236,22 @@ def _connection_lines(config: DatahubConfig, conn_id: str) -> list[CheckLine]:
                     message=f"cannot be read: {type(exc).__name__}: {exc}",
                 )
             ]
+    # A secrets backend that failed (Airflow went on to the next one): one line each.
+    lines = [
+        CheckLine(level="warn", subject=subject, message=m)
+        for m in capture.only(_AIRFLOW_CONNECTION_LOGGER).messages()
+        if _AIRFLOW_SCHEME_NOISE not in m
+    ]
     if kind == "local":
-        why = "; ".join(capture.messages(logging.INFO))
-        level = "error" if config.conn_id_explicit or capture.messages() else "info"
-        return [CheckLine(level=level, subject=subject, message=why or "events go to the local store")]
+        ours = capture.only(_PACKAGE_LOGGER)
+        why = "; ".join(ours.messages(logging.INFO)) or "events go to the local store"
+        level = "error" if config.conn_id_explicit or ours.messages() else "info"
+        return [*lines, CheckLine(level=level, subject=subject, message=why)]
     safe = redacted(settings)
     if kind == "datahub-rest":
-        described = f"datahub-rest {safe.get('server')}, token {'set' if settings.get('token') else 'not set'}"
-        lines = [CheckLine(level="info", subject=subject, message=described)]
+        token = "set" if settings.get("token") else "not set"
+        described = f"datahub-rest {safe.get('server')}, token {token}"
+        lines.append(CheckLine(level="info", subject=subject, message=described))
         ok, message = _test_rest(settings)
         lines.append(CheckLine(level="ok" if ok else "error", subject=subject, message=message))
         return lines
@@ -226,8 +259,8 @@ def _connection_lines(config: DatahubConfig, conn_id: str) -> list[CheckLine]:
         from datahub_airflow_listener.adapter.hooks import DatahubFileHook
 
         ok, message = DatahubFileHook(datahub_file_conn_id=conn_id).test_connection()
-        return [CheckLine(level="ok" if ok else "error", subject=subject, message=message)]
-    return [CheckLine(level="info", subject=subject, message=f"{kind} {safe}")]
+        return [*lines, CheckLine(level="ok" if ok else "error", subject=subject, message=message)]
+    return [*lines, CheckLine(level="info", subject=subject, message=f"{kind} {safe}")]
 
 
 def _test_rest(settings: Mapping[str, Any]) -> tuple[bool, str]:
@@ -255,7 +288,10 @@ def run_check(config: DatahubConfig, warnings: list[str]) -> list[CheckLine]:
         CheckLine(
             level="info",
             subject="airflow",
-            message=f"{compat.airflow_version() or '?'}, AIRFLOW_HOME={os.environ.get('AIRFLOW_HOME') or '(default)'}",
+            message=(
+                f"{compat.airflow_version() or '?'}, "
+                f"AIRFLOW_HOME={os.environ.get('AIRFLOW_HOME') or '(default)'}"
+            ),
         ),
         CheckLine(
             level="info",
@@ -289,9 +325,7 @@ def run_check(config: DatahubConfig, warnings: list[str]) -> list[CheckLine]:
         try:
             policy = parse_sample_dags(raw_sample)
         except ValueError as exc:
-            lines.append(
-                CheckLine(level="error", subject="config", message=f"{SAMPLE_KEY}: {exc}")
-            )
+            lines.append(CheckLine(level="error", subject="config", message=f"{SAMPLE_KEY}: {exc}"))
         else:
             lines.append(CheckLine(level="info", subject="sampling", message=policy.describe()))
     if kill_switch_engaged(config):
@@ -312,7 +346,9 @@ def run_check(config: DatahubConfig, warnings: list[str]) -> list[CheckLine]:
             CheckLine(
                 level="ok",
                 subject="kill switch",
-                message=f"off (`datahub-airflow-listener disable` creates {config.kill_switch_file})",
+                message=(
+                    f"off (`datahub-airflow-listener disable` creates {config.kill_switch_file})"
+                ),
             )
         )
     lines.extend(_outbox_lines(config))
@@ -522,7 +558,7 @@ def parse_sample_dags(text: str | None) -> SamplePolicy:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"not JSON ({exc}); expected {{\"<dag id regex>\": N}}") from None
+        raise ValueError(f'not JSON ({exc}); expected {{"<dag id regex>": N}}') from None
     if not isinstance(data, dict):
         raise ValueError('expected a JSON object {"<dag id regex>": N}')
     rules = []
@@ -535,4 +571,3 @@ def parse_sample_dags(text: str | None) -> SamplePolicy:
             raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
         rules.append((pattern, n))
     return SamplePolicy(rules=tuple(rules))
-

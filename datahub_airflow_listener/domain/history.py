@@ -524,20 +524,13 @@ def select_runs(
     """
     wanted = result.upper() if result else None
     out: list[DagRun] = []
-    for run in runs:
-        if dag_id is not None and run.dag_id != dag_id:
+    for candidate in runs:
+        run: DagRun | None = candidate
+        if dag_id is not None and candidate.dag_id != dag_id:
             continue
         if not include_removed:
-            if run.removed and run.recorded:
-                continue
-            if any(t.removed for t in run.task_runs):
-                run = attrs.evolve(run, task_runs=tuple(t for t in run.task_runs if not t.removed))
-            if not run.recorded and not run.task_runs:
-                continue
-        start = run.start_ms
-        if since_ms is not None and (start is None or start < since_ms):
-            continue
-        if until_ms is not None and (start is None or start >= until_ms):
+            run = _without_removed(candidate)
+        if run is None or not _in_window(run.start_ms, since_ms, until_ms):
             continue
         if task_id is not None:
             tasks = tuple(
@@ -554,6 +547,23 @@ def select_runs(
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+def _without_removed(run: DagRun) -> DagRun | None:
+    """The run without soft-deleted task runs; None if the run itself is removed."""
+    if run.removed and run.recorded:
+        return None
+    if any(t.removed for t in run.task_runs):
+        run = attrs.evolve(run, task_runs=tuple(t for t in run.task_runs if not t.removed))
+    if not run.recorded and not run.task_runs:
+        return None
+    return run
+
+
+def _in_window(start: int | None, since_ms: int | None, until_ms: int | None) -> bool:
+    if since_ms is not None and (start is None or start < since_ms):
+        return False
+    return until_ms is None or (start is not None and start < until_ms)
 
 
 def dag_ids(runs: Iterable[DagRun]) -> list[str]:
@@ -592,9 +602,7 @@ class TaskStats:
         return attrs.asdict(self)
 
 
-def _stats(
-    task_id: str | None, items: Sequence[tuple[str, int | None, int]]
-) -> TaskStats:
+def _stats(task_id: str | None, items: Sequence[tuple[str, int | None, int]]) -> TaskStats:
     """``items``: (result, duration_ms, attempt count) per run."""
     succeeded = sum(1 for r, _, _ in items if r == "SUCCESS")
     failed = sum(1 for r, _, _ in items if r == "FAILURE")

@@ -2,38 +2,40 @@
 
 How an event travels::
 
-    hook thread            background thread (daemon, started on first submit)
-    -----------            ----------------------------------------------------
-    submit(mcps) ------>   deque -> to_wire -> Outbox.put (durable, per sink)
-      (append + wake)                      -> per sink: lease, claim in seq order, emit, settle
-                                           -> backoff per sink while it fails
+    hook thread          spooler thread                     shipper thread
+    -----------          --------------                     --------------
+    submit(mcps) ---->   deque -> to_wire -> Outbox.put ->  per sink: lease, claim in seq
+      (append + wake)    (durable, one row per sink)          order, emit, settle; backoff
+                                                              per sink while it fails
 
 Contract:
 
 * ``submit(mcps)`` runs on Airflow's hook thread: it appends to an in-memory deque and wakes
-  the background thread. No serialization, no I/O, no lock held by the sender: it costs
-  microseconds whatever the destination does, and it never raises.
-* The background thread writes what was submitted to the :class:`~.outbox.Outbox` as soon as
-  it wakes (events are on disk within milliseconds), then ships each sink from the outbox in
-  batches. A failing sink backs off (exponential, jittered) without delaying the others.
-  Every ``poll_interval_sec`` it also looks for rows that other processes left behind.
-* Sinks are created lazily from factories, on the background thread (or in ``flush``), never
-  in ``submit``: resolving an Airflow connection may take a while.
+  the spooler. No serialization, no I/O, no lock the sender holds: it costs microseconds
+  whatever the destination does, and it never raises.
+* The spooler (a daemon thread started on the first submit) writes what was submitted to the
+  :class:`~.outbox.Outbox` as soon as it wakes: events are on disk within milliseconds, even
+  while the shipper sits in a slow request.
+* The shipper (a second daemon thread) delivers each sink from the outbox in batches. A
+  failing sink backs off (exponential, jittered) without delaying the others. Every
+  ``poll_interval_sec`` it also looks for rows that other processes left behind.
+* Sinks are created lazily from factories, on the shipper (or in ``flush``), never in
+  ``submit``: resolving an Airflow connection may take a while.
 * ``flush(timeout)`` first moves everything still in memory to the outbox (fast, always), then
   delivers until the deadline; it never waits longer than ``timeout``. An ``atexit`` handler
   flushes with ``flush_timeout_sec`` (default 2 s). What is not delivered stays in the outbox
   for the next process that runs a sender, or for ``flush`` from the command line.
 * Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
-  thread; it starts its own thread on its first submit. The parent's pending events stay the
-  parent's.
+  threads; it starts its own on its first submit. The parent's pending events stay the
+  parent's. The exit flush runs only in a process that submitted something.
 * Each emit is bounded to 80% of the lease lifetime, so a lease never expires under a request
   still in flight, which is what keeps one run's events in order across processes.
 
 Building one::
 
     dispatcher = build_dispatcher(
-        [("datahub-rest:datahub_rest_default", lambda: create_transport("datahub-rest", cfg))],
-        outbox_path=Path(airflow_home) / "datahub" / "outbox.sqlite",
+        [("conn:datahub_rest_default", transport_factory("datahub-rest", settings))],
+        Path(airflow_home) / "datahub" / "outbox.sqlite",
         config=DispatcherConfig(flush_timeout_sec=2.0),
     )
     dispatcher.submit(mcps)          # in the hook
@@ -95,7 +97,7 @@ class DispatcherConfig:
     """Tuning of the sender. Defaults suit an Airflow deployment; tests shrink the times."""
 
     flush_timeout_sec: float = 2.0  # default for flush() and the atexit flush
-    batch_rows: int = 1000  # rows claimed from the outbox per emit
+    batch_rows: int = 1000  # MCPs claimed per emit (at least: whole stored batches)
     poll_interval_sec: float = 5.0  # how often to look for rows other processes left
     sink_backoff: BackoffPolicy = attrs.field(factory=lambda: BackoffPolicy(base=1.0, cap=60.0))
     max_queue: int = 100_000  # submissions held in memory before dropping the oldest
@@ -193,6 +195,7 @@ class Dispatcher:
         self._failed = 0
         self._dropped = 0
         self._warned_queue_full = False
+        self._used = False  # submitted anything in this process (the exit flush cares)
         self._outbox_broken = False
         self._poll_at = 0.0
         for sink in self._sinks:
@@ -211,6 +214,7 @@ class Dispatcher:
             if len(pending) >= self.config.max_queue:
                 self._drop_oldest_submission()
             pending.append((tuple(mcps), int(time.time() * 1000)))
+            self._used = True
             if self._thread is None:
                 self._start_thread()
             if self._idle:
@@ -439,6 +443,8 @@ class Dispatcher:
                     return False
                 if not rows:
                     sink.has_work = False
+                    if deadline is None and not self._queue:  # idle: fsync off the busy path
+                        outbox.checkpoint()
                     return True
                 report = transport.emit_records(
                     [row.record for row in rows], deadline=self._emit_deadline(deadline)
@@ -596,7 +602,7 @@ class Dispatcher:
     def _at_exit(self) -> None:
         if self._closed or os.getpid() != self._pid:
             return
-        if not self._queue and not any(s.has_work for s in self._sinks):
+        if not self._used:  # a process that sent nothing leaves the backlog to the others
             return
         report = self.flush(self.config.flush_timeout_sec)
         if report.waiting:

@@ -2,22 +2,22 @@
 
 One SQLite file (WAL, ``0600``) that the scheduler and every task process on a machine open at
 once. It holds serialized wire-form MCPs per destination ("sink"), in order. The API speaks in
-MCPs; on disk a ``put`` is stored as one row per up to ``_BATCH`` MCPs (a JSON array), because
-one row per MCP cost the sender five times more CPU and disk writes than the HTTP delivery.
+MCPs; on disk a ``put`` is stored as one row per up to ``_BATCH`` MCPs (a JSON array): one row
+per MCP cost several times more CPU and disk writes per event.
 
 Contract:
 
 * ``put(sink, records)`` appends in one transaction; from then on the events survive the
-  process (at-least-once: a row is deleted only after its destination accepted it, or refused
-  it for good).
-* Per-sink **lease**: only its holder claims a sink's rows, always in ``seq`` order, so one
+  process (at-least-once: an MCP is removed only after its destination accepted it, or
+  refused it for good).
+* Per-sink **lease**: only its holder claims a sink's MCPs, always in order, so one
   run's STARTED can never be delivered after its COMPLETE even with many processes sending.
   A lease expires after ``lease_ttl_sec`` without renewal, or at once when its holder is a
   process on this host that no longer exists (a killed task), so work is never stranded.
-* ``settle`` removes a delivered prefix; MCPs refused for good are moved to ``dead_letter``
-  (kept, newest ``max_dead_rows``) and counted.
-* Bounded: a sink never holds more than ``max_rows``. To make room the OLDEST rows are dropped,
-  counted (``dropped``), and this process warns once per sink.
+* ``settle`` (``ack`` when all were delivered) removes a settled prefix of a claim; MCPs
+  refused for good are moved to ``dead_letter`` (kept, newest ``max_dead_rows``) and counted.
+* Bounded: a sink never holds more than ``max_rows`` MCPs. To make room the OLDEST are
+  dropped, counted (``dropped``), and this process warns once per sink.
 * Counters (waiting, delivered, dead, dropped) live in the ``sinks`` table and change in the
   same transaction as the rows, so they are exact and cost O(1) to read.
 """
@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -382,6 +383,17 @@ class Outbox:
                 (removed, delivered, condemned, sink),
             )
         return delivered
+
+    def ack(self, sink: str, rows: Sequence[OutboxRow]) -> int:
+        """``settle`` for a prefix that was entirely delivered."""
+        return self.settle(sink, rows)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (cheap when idle; errors are ignored)."""
+        try:
+            self._db.checkpoint()
+        except sqlite3.Error as exc:
+            log.debug("outbox checkpoint skipped: %s", exc)
 
     # ------------------------------------------------------------------ reading
 

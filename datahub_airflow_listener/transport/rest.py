@@ -194,10 +194,19 @@ def _is_html(response: requests.Response) -> bool:
 
 
 def _mentions_unsupported_batch(status: int, message: str) -> bool:
-    if status not in (400, 404, 405, 501):
-        return False
+    """An old GMS answering that ``ingestProposalBatch`` does not exist.
+
+    404/405/501 with a "not supported"-like message, or a 400 that names the action (a 400
+    about an aspect "not supported" on an entity is a validation error, not this).
+    """
     lowered = message.lower()
-    return any(hint in lowered for hint in _BATCH_UNSUPPORTED_HINTS)
+    if status == 400:
+        return "ingestproposalbatch" in lowered and any(
+            hint in lowered for hint in _BATCH_UNSUPPORTED_HINTS
+        )
+    if status in (404, 405, 501):
+        return any(hint in lowered for hint in _BATCH_UNSUPPORTED_HINTS)
+    return False
 
 
 class _BatchUnsupportedError(Exception):

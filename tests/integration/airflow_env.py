@@ -395,7 +395,9 @@ class Deployment:
 
     def start(self) -> None:
         if self.version[0] >= 3:
-            self._spawn("api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1")
+            self._spawn(
+                "api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1"
+            )
             self._spawn("dag-processor", "dag-processor")
             self._spawn("scheduler", "scheduler")
             self._wait_healthy("/api/v2/monitor/health")
@@ -480,9 +482,7 @@ class Deployment:
                 if self.version[0] < 3:
                     # 2.x lists a DAG before its serialized form exists; details needs it
                     with contextlib.suppress(OSError):
-                        status, _ = self._request(
-                            "GET", f"{self.api_prefix}/dags/{dag_id}/details"
-                        )
+                        status, _ = self._request("GET", f"{self.api_prefix}/dags/{dag_id}/details")
                 if status == 200:
                     return
             time.sleep(1)
@@ -500,6 +500,11 @@ class Deployment:
             body["logical_date"] = None
         payload = self.api("POST", f"/dags/{dag_id}/dagRuns", body)
         return str(payload["dag_run_id"])
+
+    def clear_run(self, dag_id: str, run_id: str) -> None:
+        """Clear every task of a run (the UI's "Clear"): the run goes back to queued/running."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        self.api("POST", f"/dags/{dag_id}/dagRuns/{quoted}/clear", {"dry_run": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         quoted = urllib.parse.quote(run_id, safe="")

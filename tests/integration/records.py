@@ -114,7 +114,7 @@ class Instance:
             result = event.get("result", {}).get("type")
             if attempt in results and results[attempt] != result:
                 raise AssertionError(
-                    f"{self.urn}: attempt {attempt} completed as both {results[attempt]} and {result}"
+                    f"{self.urn}: attempt {attempt} completed as {results[attempt]} and {result}"
                 )
             results[attempt] = result
         return results
@@ -149,7 +149,9 @@ class Recorded:
             else:
                 inst.aspects[mcp["aspectName"]] = aspect
         for inst in self.instances.values():
-            inst.events.sort(key=lambda e: (e.get("timestampMillis", 0), e.get("status") != "STARTED"))
+            inst.events.sort(
+                key=lambda e: (e.get("timestampMillis", 0), e.get("status") != "STARTED")
+            )
 
     @classmethod
     def from_file(cls, path: Path) -> Recorded:
@@ -183,7 +185,10 @@ class Recorded:
                 if i.parent_instance == parent.urn
                 and (task_id is None or job_task_id(i.parent_template) == task_id)
             ),
-            key=lambda i: (job_task_id(i.parent_template) or "", int(i.custom.get("map_index", -1))),
+            key=lambda i: (
+                job_task_id(i.parent_template) or "",
+                int(i.custom.get("map_index", -1)),
+            ),
         )
 
     def task_run(self, parent: Instance, task_id: str) -> Instance:
@@ -201,7 +206,7 @@ def job_task_id(job_urn: str | None) -> str | None:
     """task_id of ``urn:li:dataJob:(urn:li:dataFlow:(airflow,dag,prod),task)``."""
     if not job_urn or not job_urn.startswith(JOB_PREFIX):
         return None
-    return job_urn[: -1].rsplit(",", 1)[1]
+    return job_urn[:-1].rsplit(",", 1)[1]
 
 
 def flow_dag_id(flow_urn: str | None) -> str | None:
@@ -230,7 +235,9 @@ def _labels(recorded: Recorded) -> dict[str, str]:
     return labels
 
 
-def _normalise(value: Any, key: str | None, labels: Mapping[str, str], volatile: Sequence[str]) -> Any:
+def _normalise(
+    value: Any, key: str | None, labels: Mapping[str, str], volatile: Sequence[str]
+) -> Any:
     if isinstance(value, dict):
         return {
             k: (
@@ -261,7 +268,9 @@ def _normalise(value: Any, key: str | None, labels: Mapping[str, str], volatile:
     return value
 
 
-def golden_form(mcps: Iterable[Mapping[str, Any]], volatile: Sequence[str] = ()) -> list[dict[str, Any]]:
+def golden_form(
+    mcps: Iterable[Mapping[str, Any]], volatile: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """Canonical, sorted, de-duplicated, normalised MCPs (aspects as parsed JSON).
 
     ``volatile`` lists extra literal strings to hide (e.g. the machine's hostname).

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.integration.airflow_env import (
     EXAMPLE_DAGS,
     SCENARIO_DAGS,
@@ -93,6 +94,48 @@ def test_example_dag_under_scheduler(running: Running, dag_id: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_cleared_run_reuses_its_instances(running: Running) -> None:
+    """Clearing a finished run: same urns, attempts climb, clear_number + 1, nothing open."""
+    dag_id = "etl_orders"
+    run_id = running.run_ids[dag_id]
+    assert running.dep.wait_for_run(dag_id, run_id) == "success"
+    before = running.wait_recorded(dag_id)[0]
+    urns = {i.urn for i in before.task_runs(before.flow_run(dag_id, run_id))}
+    first = {t["task_id"]: t["try_number"] for t in running.dep.task_instances(dag_id, run_id)}
+    running.dep.clear_run(dag_id, run_id)
+    deadline = time.monotonic() + 180
+    while True:  # every task ran again (a higher try_number) and succeeded
+        tis = running.dep.task_instances(dag_id, run_id)
+        if all(t["try_number"] > first[t["task_id"]] and t["state"] == "success" for t in tis):
+            break
+        assert time.monotonic() < deadline, f"cleared run did not re-run: {tis}"
+        time.sleep(1)
+    assert running.dep.wait_for_run(dag_id, run_id) == "success"
+    tries = {t["task_id"]: t["try_number"] for t in tis}
+    deadline = time.monotonic() + RECORD_DEADLINE
+    while True:
+        rec = running.recorded()
+        flow = rec.flow_run(dag_id, run_id)  # still exactly one instance for the run
+        tasks = {t.urn: t for t in rec.task_runs(flow)}
+        done = flow.custom.get("clear_number") == "1" and all(
+            max(t.result_by_attempt(), default=0) == tries[t.custom["task_id"]]
+            and not t.open_attempts()
+            for t in tasks.values()
+        )
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(tasks) == urns
+    assert flow.custom.get("clear_number") == "1"
+    assert not flow.open_attempts()
+    assert len(flow.completed()) >= 2, "the second end of the run was not recorded"
+    for task in tasks.values():
+        results = task.result_by_attempt()
+        assert set(results.values()) == {"SUCCESS"}, (task.custom["task_id"], results)
+        assert max(results) == tries[task.custom["task_id"]] > first[task.custom["task_id"]]
+        assert not task.open_attempts()
+
+
 def kill_victim(running: Running) -> None:
     """Wait for ``victim``'s second (last) try, then SIGKILL its task process; idempotent."""
     if running.victim_killed:
@@ -137,7 +180,10 @@ def test_dagrun_timeout_is_closed(running: Running) -> None:
 def test_upstream_failed_chain_is_closed(running: Running) -> None:
     dag_id = "scenario_upstream_failed"
     assert running.dep.wait_for_run(dag_id, running.run_ids[dag_id]) == "failed"
-    tis = {t["task_id"]: t["state"] for t in running.dep.task_instances(dag_id, running.run_ids[dag_id])}
+    tis = {
+        t["task_id"]: t["state"]
+        for t in running.dep.task_instances(dag_id, running.run_ids[dag_id])
+    }
     assert tis == {
         "boom": "failed",
         "middle": "upstream_failed",

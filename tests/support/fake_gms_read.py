@@ -53,7 +53,7 @@ def _list_param(value: str) -> list[str]:
     return [v for v in value.split(",") if v]
 
 
-class _Bad(Exception):
+class _BadRequestError(Exception):
     pass
 
 
@@ -93,9 +93,12 @@ class FakeGmsRead(FakeGms):
             urn, name = mcp["entityUrn"], mcp["aspectName"]
             value = _aspect_of(mcp)
             if name in TIMESERIES:
-                key = (value.get("timestampMillis"), value.get("partitionSpec") and json.dumps(
-                    value["partitionSpec"], sort_keys=True
-                ), value.get("messageId"))
+                key = (
+                    value.get("timestampMillis"),
+                    value.get("partitionSpec")
+                    and json.dumps(value["partitionSpec"], sort_keys=True),
+                    value.get("messageId"),
+                )
                 events.setdefault(urn, {})[key] = mcp
             else:
                 aspects.setdefault(urn, {})[name] = value
@@ -161,19 +164,21 @@ class FakeGmsRead(FakeGms):
         try:
             for name in query:
                 if name not in {"direction", "urn", "types", "start", "count"}:
-                    raise _Bad(f"unknown query parameter {name}")
+                    raise _BadRequestError(f"unknown query parameter {name}")
             direction = query.get("direction", [""])[0]
             if direction != "INCOMING":
-                raise _Bad(f"direction must be INCOMING here, got {direction!r}")
+                raise _BadRequestError(f"direction must be INCOMING here, got {direction!r}")
             urn = query.get("urn", [""])[0]
             if not urn.startswith("urn:li:"):
-                raise _Bad(f"bad urn {urn!r}")
+                raise _BadRequestError(f"bad urn {urn!r}")
             types = [t for v in query.get("types", []) for t in _list_param(v)]
             if not types or set(types) - RELATIONSHIP_TYPES:
-                raise _Bad(f"types must be among {sorted(RELATIONSHIP_TYPES)}, got {types}")
+                raise _BadRequestError(
+                    f"types must be among {sorted(RELATIONSHIP_TYPES)}, got {types}"
+                )
             start = int(query.get("start", ["0"])[0])
             count = int(query.get("count", ["100"])[0])
-        except (_Bad, ValueError) as exc:
+        except (_BadRequestError, ValueError) as exc:
             return self._violation(f"/relationships: {exc}")
         found = self._relationships(urn, types)
         page = found[start : start + count]
@@ -186,7 +191,7 @@ class FakeGmsRead(FakeGms):
         return 200, body, {}
 
     def _get_entity(self, urn: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        if not urn.startswith("urn:li:") or "(" in urn and not urn.endswith(")"):
+        if not urn.startswith("urn:li:") or ("(" in urn and not urn.endswith(")")):
             return self._violation(f"/entitiesV2: bad urn {urn!r}")
         aspects, _ = self._state()
         values = aspects.get(urn)
@@ -222,23 +227,23 @@ class FakeGmsRead(FakeGms):
             if not isinstance(payload, dict):
                 raise ValueError("body must be a JSON object")
             return handle(payload)
-        except (ValueError, _Bad) as exc:
+        except (ValueError, _BadRequestError) as exc:
             return self._violation(f"{parts.path}?action={action}: {exc}")
 
     def _timeseries(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         allowed = {"urn", "entity", "aspect", "limit", "startTimeMillis", "endTimeMillis", "filter"}
         if set(payload) - allowed:
-            raise _Bad(f"unrecognized field(s) {sorted(set(payload) - allowed)}")
+            raise _BadRequestError(f"unrecognized field(s) {sorted(set(payload) - allowed)}")
         for field in ("urn", "entity", "aspect"):
             if not isinstance(payload.get(field), str):
-                raise _Bad(f"missing {field}")
+                raise _BadRequestError(f"missing {field}")
         if payload["entity"] != _entity_type(payload["urn"]):
-            raise _Bad(f"entity {payload['entity']!r} does not match the urn")
+            raise _BadRequestError(f"entity {payload['entity']!r} does not match the urn")
         if payload["aspect"] not in TIMESERIES:
-            raise _Bad(f"{payload['aspect']} is not a timeseries aspect")
+            raise _BadRequestError(f"{payload['aspect']} is not a timeseries aspect")
         limit = payload.get("limit", 10000)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise _Bad(f"limit must be a positive integer, got {limit!r}")
+            raise _BadRequestError(f"limit must be a positive integer, got {limit!r}")
         _, events = self._state()
         values = sorted(
             events.get(payload["urn"], {}).values(),
@@ -276,7 +281,7 @@ class FakeGmsRead(FakeGms):
         if set(payload) - {"entity", "start", "count"} or not isinstance(
             payload.get("entity"), str
         ):
-            raise _Bad(f"expected entity, start, count; got {sorted(payload)}")
+            raise _BadRequestError(f"expected entity, start, count; got {sorted(payload)}")
         start, count = int(payload.get("start", 0)), int(payload.get("count", 100))
         aspects, _ = self._state()
         urns = sorted(u for u in aspects if _entity_type(u) == payload["entity"])
@@ -286,10 +291,10 @@ class FakeGmsRead(FakeGms):
 
     def _delete(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if set(payload) != {"urn"} or not isinstance(payload["urn"], str):
-            raise _Bad(f"expected exactly {{'urn': ...}}, got {sorted(payload)}")
+            raise _BadRequestError(f"expected exactly {{'urn': ...}}, got {sorted(payload)}")
         urn = payload["urn"]
         if not urn.startswith("urn:li:"):
-            raise _Bad(f"bad urn {urn!r}")
+            raise _BadRequestError(f"bad urn {urn!r}")
         with self._lock:
             mine = [m for m in self.mcps if m["entityUrn"] == urn]
             self.mcps = [m for m in self.mcps if m["entityUrn"] != urn]

@@ -7,7 +7,7 @@ run and sets the running task to skipped; no task end hook fires for ``slow``.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 try:  # Airflow 3
     from airflow.providers.standard.operators.python import PythonOperator
@@ -20,7 +20,7 @@ except ImportError:  # Airflow 2.10 / 2.11
 with DAG(
     dag_id="scenario_dagrun_timeout",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     dagrun_timeout=timedelta(seconds=45),
     tags=["scenario"],

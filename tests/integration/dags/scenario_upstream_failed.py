@@ -6,7 +6,7 @@ task hook; ``sibling`` runs in parallel and succeeds.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 try:  # Airflow 3
     from airflow.providers.standard.operators.python import PythonOperator
@@ -23,7 +23,7 @@ def boom() -> None:
 with DAG(
     dag_id="scenario_upstream_failed",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     default_args={"retries": 0},
     tags=["scenario"],

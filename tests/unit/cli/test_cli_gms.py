@@ -16,10 +16,10 @@ from datahub_airflow_listener.cli import TOKEN_ENV
 from datahub_airflow_listener.domain.runs import RunMapper
 from datahub_airflow_listener.transport.gms_read import GmsReader
 from datahub_airflow_listener.transport.rest import RestConfig
-from tests.unit.history.history_data import DAY_MS, EXAMPLE_DAGS, example_mcps, rebased
 from tests.support.fake_gms_read import FakeGmsRead
+from tests.unit.history.history_data import DAY_MS, EXAMPLE_DAGS, example_mcps, rebased
 
-TOKEN = "s3cr3t-token-value"  # noqa: S105 -- a test token
+TOKEN = "s3cr3t-token-value"
 NOW = int(time.time() * 1000)
 MAPPER = RunMapper()
 
@@ -130,11 +130,11 @@ def test_refused_token_is_one_line_without_the_token(
     assert_one_error_line(result, "requires a token")
 
 
-def test_unreachable_server_is_one_line(capsys: pytest.CaptureFixture[str], gms: FakeGmsRead) -> None:
+def test_unreachable_server_is_one_line(
+    capsys: pytest.CaptureFixture[str], gms: FakeGmsRead
+) -> None:
     gms.stop()
-    result = run_cli(
-        capsys, "cleanup", "--keep-last", "1", "--source", "gms", "--server", gms.url
-    )
+    result = run_cli(capsys, "cleanup", "--keep-last", "1", "--source", "gms", "--server", gms.url)
     assert_one_error_line(result, "cannot reach", "Connection refused")
 
 
@@ -153,7 +153,9 @@ def test_gms_cleanup_dry_run_changes_nothing(
         capsys, "cleanup", "--keep-last", "1", "--dry-run", "--source", "gms", "--server", gms.url
     )
     assert result.code == 0, result.err
-    assert result.out.startswith(f"would soft-delete 36 process instance(s) in DataHub at {gms.url}")
+    assert result.out.startswith(
+        f"would soft-delete 36 process instance(s) in DataHub at {gms.url}"
+    )
     assert gms.accepted_count == before
     assert gms.deleted == []
 
@@ -163,8 +165,16 @@ def test_gms_soft_cleanup_marks_only_old_instances_removed(
 ) -> None:
     templates = {m["entityUrn"] for m in _templates()}
     result = run_cli(
-        capsys, "cleanup", "--keep-last", "1", "--dag", "etl_orders", "--source", "gms",
-        "--server", gms.url,
+        capsys,
+        "cleanup",
+        "--keep-last",
+        "1",
+        "--dag",
+        "etl_orders",
+        "--source",
+        "gms",
+        "--server",
+        gms.url,
     )
     assert result.code == 0, result.err
     assert "soft-deleted 8 process instance(s)" in result.out
@@ -183,8 +193,15 @@ def test_gms_hard_cleanup_of_every_dag_never_touches_templates(
 ) -> None:
     templates = {m["entityUrn"] for m in _templates()}
     result = run_cli(
-        capsys, "cleanup", "--older-than-days", "7", "--hard", "--source", "gms",
-        "--server", gms.url,
+        capsys,
+        "cleanup",
+        "--older-than-days",
+        "7",
+        "--hard",
+        "--source",
+        "gms",
+        "--server",
+        gms.url,
     )
     assert result.code == 0, result.err
     assert "hard-deleted 54 process instance(s)" in result.out

@@ -49,7 +49,9 @@ def test_runs_prints_the_tree_newest_first_with_stats(
 
 
 def test_runs_shows_inputs_and_outputs(capsys: pytest.CaptureFixture[str], store_dir: Path) -> None:
-    result = run_cli(capsys, "runs", "--dag", "etl_orders", "--limit", "1", "--store", str(store_dir))
+    result = run_cli(
+        capsys, "runs", "--dag", "etl_orders", "--limit", "1", "--store", str(store_dir)
+    )
     assert result.code == 0
     assert "out: urn:li:dataset:(urn:li:dataPlatform:file,etl_orders/orders_raw.csv,PROD)" in (
         result.out
@@ -97,17 +99,13 @@ def test_runs_task_filter_and_window(capsys: pytest.CaptureFixture[str], store_d
     data = json.loads(result.out)
     assert len(data["runs"]) == 3
     assert {t["result"] for r in data["runs"] for t in r["task_runs"]} == {"SKIPPED"}
-    none = run_cli(
-        capsys, "runs", "--dag", "branching", "--since", "1m", "--store", str(store_dir)
-    )
+    none = run_cli(capsys, "runs", "--dag", "branching", "--since", "1m", "--store", str(store_dir))
     assert none.code == 0
     assert "no runs match" in none.out
 
 
 def test_runs_until_an_iso_time(capsys: pytest.CaptureFixture[str], store_dir: Path) -> None:
-    runs = history.build_history(
-        rebased(example_mcps(), NOW - 3_600_000)
-    )
+    runs = history.build_history(rebased(example_mcps(), NOW - 3_600_000))
     flaky = [r for r in runs if r.dag_id == "flaky_retry"]
     cut = history.format_ms(flaky[0].start_ms).replace(" ", "T")  # the newest run's start
     result = run_cli(
@@ -130,7 +128,9 @@ def test_wrong_task_id_is_one_line(capsys: pytest.CaptureFixture[str], store_dir
     assert_one_error_line(result, "'nope'", "extract_orders")
 
 
-def test_missing_store_and_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_missing_store_and_bad_arguments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     result = run_cli(capsys, "runs", "--dag", "d", "--store", str(tmp_path / "none"))
     assert_one_error_line(result, "no local store")
     assert not (tmp_path / "none").exists()  # reading never creates a store
@@ -144,8 +144,13 @@ def test_missing_store_and_bad_arguments(capsys: pytest.CaptureFixture[str], tmp
 def test_running_and_failed_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     start = NOW - 10_000
     mcps = wire(
-        dag_run("d", "r1", start - 5000, [("a", [(start - 4900, start - 4800, "FAILURE")])],
-                result="FAILURE")
+        dag_run(
+            "d",
+            "r1",
+            start - 5000,
+            [("a", [(start - 4900, start - 4800, "FAILURE")])],
+            result="FAILURE",
+        )
         + dag_run("d", "r2", start, [("a", [(start + 1, start + 2, "")])], result=None)
     )
     fill_store(tmp_path, mcps).close()
@@ -194,13 +199,22 @@ def test_export_to_a_directory_is_refused(
 def _old_store(tmp_path: Path) -> Path:
     """The example runs, the newest 10 days old, plus one run of a DAG started an hour ago."""
     directory = tmp_path / "old"
-    fresh = wire(dag_run("recent_dag", "r", NOW - 3_600_000, [("a", [(NOW - 3_599_000, NOW - 3_598_000, "SUCCESS")])]))
+    fresh = wire(
+        dag_run(
+            "recent_dag",
+            "r",
+            NOW - 3_600_000,
+            [("a", [(NOW - 3_599_000, NOW - 3_598_000, "SUCCESS")])],
+        )
+    )
     fill_store(directory, rebased(example_mcps(), NOW - 10 * DAY_MS) + fresh).close()
     return directory
 
 
 def _instances(capsys: pytest.CaptureFixture[str], directory: Path, dag: str) -> int:
-    result = run_cli(capsys, "runs", "--dag", dag, "--json", "--limit", "1000", "--store", str(directory))
+    result = run_cli(
+        capsys, "runs", "--dag", dag, "--json", "--limit", "1000", "--store", str(directory)
+    )
     if result.code:
         return 0
     runs = json.loads(result.out)["runs"]
@@ -211,7 +225,10 @@ def test_cleanup_dry_run_lists_and_changes_nothing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     directory = _old_store(tmp_path)
-    before = (directory / "local.sqlite").stat().st_size, _instances(capsys, directory, "etl_orders")
+    before = (
+        (directory / "local.sqlite").stat().st_size,
+        _instances(capsys, directory, "etl_orders"),
+    )
     result = run_cli(
         capsys, "cleanup", "--older-than-days", "7", "--dry-run", "--store", str(directory)
     )

@@ -32,7 +32,11 @@ def test_real_runs_rebuild_into_one_tree_per_dag_run() -> None:
     starts = [r.start_ms for r in runs]
     assert starts == sorted(starts, reverse=True)  # newest first
     etl = next(r for r in runs if r.dag_id == "etl_orders")
-    assert [t.task_id for t in etl.task_runs] == ["extract_orders", "transform_orders", "load_revenue"]
+    assert [t.task_id for t in etl.task_runs] == [
+        "extract_orders",
+        "transform_orders",
+        "load_revenue",
+    ]
     assert etl.task_runs[0].outputs == (
         "urn:li:dataset:(urn:li:dataPlatform:file,etl_orders/orders_raw.csv,PROD)",
     )

@@ -70,9 +70,7 @@ def test_keep_last_counts_a_mapped_run_once() -> None:
 def test_keep_last_zero_takes_everything_and_both_rules_combine() -> None:
     records = _records(daily_runs("d", 4))
     assert len(history.plan_cleanup(records, now_ms=T0, keep_last=0)) == 12
-    both = history.plan_cleanup(
-        records, now_ms=T0 + 4 * DAY_MS, older_than_days=3.5, keep_last=3
-    )
+    both = history.plan_cleanup(records, now_ms=T0 + 4 * DAY_MS, older_than_days=3.5, keep_last=3)
     assert {i.run_id for i in both} == {"scheduled__day000"}
 
 

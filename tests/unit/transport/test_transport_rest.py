@@ -272,3 +272,21 @@ def test_token_never_reaches_logs_or_errors(gms_auth: FakeGms, caplog) -> None:
     texts.extend(str(r.exc_info) for r in caplog.records if r.exc_info)
     assert len(caplog.records) > 3
     assert not [t for t in texts if TOKEN in t]
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (404, "Action 'ingestProposalBatch' is not supported", True),
+        (400, "Action 'ingestProposalBatch' not supported by resource aspects", True),
+        (400, "aspect browsePathsV2 is not supported for entity dataProcessInstance", False),
+        (422, "Action 'ingestProposalBatch' is not supported", False),
+        (404, "Not Found", False),
+    ],
+)
+def test_recognises_a_server_without_the_batch_action(
+    status: int, message: str, expected: bool
+) -> None:
+    from datahub_airflow_listener.transport.rest import _mentions_unsupported_batch
+
+    assert _mentions_unsupported_batch(status, message) is expected
