@@ -44,6 +44,24 @@ def test_older_than_takes_old_dag_runs_and_their_task_runs() -> None:
     assert [i.start_ms for i in plan] == sorted(i.start_ms for i in plan)  # oldest first
 
 
+def test_task_runs_go_with_their_dag_run_even_when_younger() -> None:
+    start = T0
+    late = T0 + 2 * DAY_MS  # a long DAG run: its last task started two days later
+    mcps = dag_run(
+        "d",
+        "r",
+        start,
+        [("a", [(start + 1, start + 9, "SUCCESS")]), ("b", [(late, late + 9, "SUCCESS")])],
+    )
+    plan = history.plan_cleanup(_records(mcps), now_ms=T0 + 8 * DAY_MS, older_than_days=7)
+    reasons = {(i.kind, i.task_id): i.reason for i in plan}
+    assert reasons == {
+        ("dag_run", None): "older than 7 days",
+        ("task_run", "a"): "older than 7 days",
+        ("task_run", "b"): "its DAG run goes",
+    }
+
+
 def test_keep_last_per_flow_and_per_job() -> None:
     records = _records(daily_runs("d", 5))
     plan = history.plan_cleanup(records, now_ms=T0, keep_last=2)
