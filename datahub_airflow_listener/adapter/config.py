@@ -58,6 +58,8 @@ from typing import Any, Final
 
 import attrs
 
+from datahub_airflow_listener.domain.history import sampled_in
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -164,6 +166,74 @@ def _default_home() -> str:
     return home
 
 
+# -- sampling (sample_dags) ------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SamplePolicy:
+    """``[datahub] sample_dags``: record ~1 in N runs of the DAGs a regex matches.
+
+    The first rule whose regex matches the whole dag id wins; other DAGs are recorded fully.
+    The decision per run is :func:`~datahub_airflow_listener.domain.history.sampled_in`, so
+    the scheduler and the task processes agree and a sampled-out run loses its task runs too.
+    """
+
+    rules: tuple[tuple[str, int], ...] = ()
+    _compiled: tuple[tuple[re.Pattern[str], int], ...] = attrs.field(
+        init=False, repr=False, eq=False
+    )
+    _cache: dict[str, int] = attrs.field(init=False, repr=False, eq=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        compiled = tuple((re.compile(p), n) for p, n in self.rules)
+        object.__setattr__(self, "_compiled", compiled)
+
+    def every_n(self, dag_id: str) -> int:
+        """N for this DAG (1: every run is recorded)."""
+        cached = self._cache.get(dag_id)
+        if cached is not None:
+            return cached
+        n = next((n for p, n in self._compiled if p.fullmatch(dag_id)), 1)
+        if len(self._cache) < 10_000:
+            self._cache[dag_id] = n
+        return n
+
+    def records(self, dag_id: str, run_id: str) -> bool:
+        """Whether this DAG run (and so its task runs) is recorded."""
+        n = self.every_n(dag_id)
+        return n <= 1 or sampled_in(dag_id, run_id, n)
+
+    def describe(self) -> str:
+        if not self.rules:
+            return "every run of every DAG is recorded"
+        return "; ".join(f"DAGs matching {p!r}: ~1 run in {n}" for p, n in self.rules)
+
+
+def parse_sample_dags(text: str | None) -> SamplePolicy:
+    """Parse ``{"<dag id regex>": N, ...}`` (N an integer >= 1); ValueError naming the problem.
+
+    Empty text means no sampling.
+    """
+    if text is None or not text.strip():
+        return SamplePolicy()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f'not JSON ({exc}); expected {{"<dag id regex>": N}}') from None
+    if not isinstance(data, dict):
+        raise ValueError('expected a JSON object {"<dag id regex>": N}')
+    rules = []
+    for pattern, n in data.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{pattern!r}: N must be an integer >= 1, got {n!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
+        rules.append((pattern, n))
+    return SamplePolicy(rules=tuple(rules))
+
+
 @attrs.frozen(kw_only=True)
 class DatahubConfig:
     """The plugin's settings for one process; built by :func:`load_config` / :func:`get_config`."""
@@ -186,6 +256,7 @@ class DatahubConfig:
     outbox_max_rows: int = 100_000
     outbox_path: str = attrs.field(factory=lambda: os.path.join(_default_home(), "datahub"))
     kill_switch_file: str = ""
+    sample_dags: SamplePolicy = attrs.field(factory=SamplePolicy)
 
     def __attrs_post_init__(self) -> None:
         if not self.kill_switch_file:
@@ -278,6 +349,7 @@ _KNOWN_KEYS: Final = frozenset(
         "outbox_max_rows",
         "outbox_path",
         "kill_switch_file",
+        "sample_dags",
     }
 )
 
@@ -328,6 +400,7 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         outbox_max_rows=r.parse("outbox_max_rows", 100_000, _positive_int),
         outbox_path=outbox_path,
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
+        sample_dags=r.parse("sample_dags", SamplePolicy(), parse_sample_dags),
     )
 
 

@@ -96,7 +96,7 @@ class RunRecorder:
             runtime.flush()
 
     def dag_run_running(self, dag_run: Any) -> None:
-        runtime = self._runtime(extract_dag_id(dag_run))
+        runtime = self._runtime(extract_dag_id(dag_run), _run_id(dag_run))
         if runtime is None:
             return
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
@@ -108,7 +108,7 @@ class RunRecorder:
         runtime.submit(mcps)
 
     def task_running(self, ti: Any) -> None:
-        runtime = self._runtime(extract_dag_id(ti))
+        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
         if runtime is None:
             return
         dag_run = compat.get_dag_run(ti)
@@ -132,14 +132,20 @@ class RunRecorder:
 
     # -- steps ------------------------------------------------------------------------------------
 
-    def _runtime(self, dag_id: str | None = None) -> Runtime | None:
-        """The guard: the runtime if this event should be recorded, else None."""
+    def _runtime(self, dag_id: str | None = None, run_id: str | None = None) -> Runtime | None:
+        """The guard: the runtime if this event should be recorded, else None.
+
+        Sampling (``sample_dags``) is decided from (dag_id, run_id) alone, so the scheduler and
+        every task process agree on a run without sharing state.
+        """
         config = get_config()
         if not (config.enabled and config.capture_executions):
             return None
         if kill_switch_engaged(config):
             return None
         if dag_id is not None and not config.dag_allowed(dag_id):
+            return None
+        if dag_id is not None and run_id and not config.sample_dags.records(dag_id, run_id):
             return None
         if os.getpid() != self._pid:  # forked: the parent's memory of events is not ours
             self._forget()
@@ -188,7 +194,7 @@ class RunRecorder:
         return mcps
 
     def task_finished(self, ti: Any, result: str, native: str) -> None:
-        runtime = self._runtime(extract_dag_id(ti))
+        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
         if runtime is None:
             return
         dag_run = compat.get_dag_run(ti)
@@ -222,7 +228,7 @@ class RunRecorder:
         runtime.submit(mcps)
 
     def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
-        runtime = self._runtime(extract_dag_id(dag_run))
+        runtime = self._runtime(extract_dag_id(dag_run), _run_id(dag_run))
         if runtime is None:
             return
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
@@ -309,6 +315,14 @@ class RunRecorder:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _run_id(obj: Any) -> str | None:
+    try:
+        value = getattr(obj, "run_id", None)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def extract_dag_id(obj: Any) -> str | None:

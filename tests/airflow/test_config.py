@@ -260,3 +260,24 @@ def test_official_plugin_installed_is_warned_about_once(
     cfg.load_config()
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and "official DataHub Airflow plugin" in warnings[0]
+
+
+def test_sampled_out_runs_emit_nothing_in_any_hook(
+    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch, dag: Any
+) -> None:
+    from datahub_airflow_listener.domain.history import sampled_in
+    from tests.airflow.conftest import call_hook, core_manager, make_dag_run, make_orm_ti
+
+    monkeypatch.setenv("AIRFLOW__DATAHUB__SAMPLE_DAGS", '{"et.*": 1000}')
+    cfg.reset_config()
+    dag_run = make_dag_run()
+    assert not sampled_in(dag.dag_id, dag_run.run_id, 1000), "pick a run id that is sampled out"
+    call_hook(core_manager(), "on_dag_run_running", dag_run=dag_run, msg="started")
+    ti = make_orm_ti(dag.get_task("extract"), state="success", end_date=None)
+    call_hook(core_manager(), "on_task_instance_success", task_instance=ti)
+    assert recorder.mcps == []
+
+    monkeypatch.setenv("AIRFLOW__DATAHUB__SAMPLE_DAGS", '{"et.*": 1}')
+    cfg.reset_config()
+    call_hook(core_manager(), "on_dag_run_running", dag_run=dag_run, msg="started")
+    assert recorder.mcps != []
