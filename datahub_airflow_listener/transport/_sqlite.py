@@ -11,6 +11,12 @@ Used by the outbox and the local store. Contract:
 * Opening a connection (WAL switch, schema) is serialized across processes by ``flock`` on a
   ``<file>.lock`` sidecar: SQLite fails fast, not after the busy timeout, when several
   processes initialise a fresh file at once.
+* Fork safety: SQLite keeps process-wide pthread mutexes; a ``fork()`` while another thread is
+  inside a SQLite call copies them locked, and the child hangs on its first SQLite call
+  (observed: Airflow forks task processes while our sender threads run). Every SQLite call here
+  runs under one process-wide gate that ``os.register_at_fork`` takes before a fork and releases
+  after it, so no thread is ever inside SQLite when the process forks. Statement results are
+  read completely under the gate.
 * Checkpoints (the only fsyncs with ``synchronous=NORMAL``) happen every ~32 MB of WAL or
   when a caller asks (:meth:`SqliteFile.checkpoint`, e.g. a sender that went idle).
 * Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on SQLite's lock (up to
@@ -26,6 +32,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 __all__ = ["SqliteFile"]
@@ -33,6 +40,73 @@ __all__ = ["SqliteFile"]
 _AUTOCHECKPOINT_PAGES = 8192  # ~32 MB of WAL between automatic checkpoints
 _WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
 _ABANDONED: list[sqlite3.Connection] = []  # inherited over fork: keep alive, never close
+
+
+_GATE = threading.RLock()
+
+
+def _before_fork() -> None:
+    _GATE.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _GATE.release()
+
+
+def _after_fork_in_child() -> None:
+    global _GATE  # noqa: PLW0603  # the child starts with one thread: a fresh gate
+    _GATE = threading.RLock()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+
+class _Result:
+    """The rows of one statement, read completely while the fork gate was held."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def close(self) -> None:
+        self._rows = []
+
+
+class _GatedConnection(sqlite3.Connection):
+    """A connection whose statements run (and are fully read) under the fork gate."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]  # returns _Result
+        with _GATE:
+            cursor = super().execute(sql, parameters)
+            try:
+                return _Result(cursor.fetchall(), cursor.rowcount)
+            finally:
+                cursor.close()
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]  # returns _Result
+        with _GATE:
+            cursor = super().executemany(sql, parameters)
+            try:
+                return _Result([], cursor.rowcount)
+            finally:
+                cursor.close()
+
+    def close(self) -> None:
+        with _GATE:
+            super().close()
 
 
 class SqliteFile:
@@ -79,12 +153,14 @@ class SqliteFile:
     def _open(self) -> sqlite3.Connection:
         with self._setup_lock():
             self._prepare()
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,  # explicit BEGIN/COMMIT below
-                check_same_thread=False,
-            )
+            with _GATE:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_ms / 1000,
+                    isolation_level=None,  # explicit BEGIN/COMMIT below
+                    check_same_thread=False,
+                    factory=_GatedConnection,
+                )
             try:
                 conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
                 (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
