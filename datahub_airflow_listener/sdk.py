@@ -25,7 +25,10 @@ from datahub_airflow_listener.domain.instance import (
     DataProcessTypeClass,
     InstanceRunResult,
 )
-from datahub_airflow_listener.domain.mcp import MetadataChangeProposal, MetadataChangeProposalWrapper
+from datahub_airflow_listener.domain.mcp import (
+    MetadataChangeProposal,
+    MetadataChangeProposalWrapper,
+)
 from datahub_airflow_listener.domain.templates import DataFlow, DataJob
 from datahub_airflow_listener.domain.urns import (
     DataFlowUrn,

@@ -16,10 +16,8 @@ only by the CLI commands that need it (it imports Airflow's configuration).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -29,12 +27,12 @@ from typing import Any, Final
 import attrs
 
 from datahub_airflow_listener.adapter.config import (
-    SamplePolicy,
-    parse_sample_dags,
     OFFICIAL_KILL_SWITCH_ENV,
     DatahubConfig,
+    SamplePolicy,
     kill_switch_engaged,
     load_config,
+    parse_sample_dags,
     read_raw_section,
 )
 from datahub_airflow_listener.adapter.runtime import (
@@ -44,7 +42,6 @@ from datahub_airflow_listener.adapter.runtime import (
     resolve_sink,
     sink_name,
 )
-from datahub_airflow_listener.domain.history import sampled_in
 
 log = logging.getLogger(__name__)
 

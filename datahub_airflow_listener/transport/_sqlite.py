@@ -32,8 +32,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 __all__ = ["SqliteFile"]
 
