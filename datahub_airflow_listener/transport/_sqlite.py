@@ -15,8 +15,8 @@ Used by the outbox and the local store. Contract:
   inside a SQLite call copies them locked, and the child hangs on its first SQLite call
   (observed: Airflow forks task processes while our sender threads run). Every SQLite call here
   runs under one process-wide gate that ``os.register_at_fork`` takes before a fork and releases
-  after it, so no thread is ever inside SQLite when the process forks. Statement results are
-  read completely under the gate.
+  after it, so no thread is ever inside SQLite, or inside a transaction, when the process
+  forks. Statement results are read completely under the gate.
 * Checkpoints (the only fsyncs with ``synchronous=NORMAL``) happen every ~32 MB of WAL or
   when a caller asks (:meth:`SqliteFile.checkpoint`, e.g. a sender that went idle).
 * Writes use ``BEGIN IMMEDIATE`` so concurrent writers queue on SQLite's lock (up to
@@ -151,16 +151,17 @@ class SqliteFile:
             os.close(fd)
 
     def _open(self) -> sqlite3.Connection:
-        with self._setup_lock():
+        # Under the gate as a whole: a fork must not copy the sidecar's flock held (the child
+        # would wait on its own inherited lock) nor SQLite's mutexes mid-call.
+        with _GATE, self._setup_lock():
             self._prepare()
-            with _GATE:
-                conn = sqlite3.connect(
-                    self.path,
-                    timeout=self._busy_timeout_ms / 1000,
-                    isolation_level=None,  # explicit BEGIN/COMMIT below
-                    check_same_thread=False,
-                    factory=_GatedConnection,
-                )
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,  # explicit BEGIN/COMMIT below
+                check_same_thread=False,
+                factory=_GatedConnection,
+            )
             try:
                 conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
                 (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -196,15 +197,21 @@ class SqliteFile:
 
     @contextlib.contextmanager
     def transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
-        conn = conn or self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), all under the fork gate.
+
+        A fork in the middle of a transaction would leave the child believing (in SQLite's
+        per-process lock table) that the file is locked by a connection it can never use:
+        every write of the child would then fail with "database is locked".
+        """
+        with _GATE:
+            conn = conn or self.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database now (PASSIVE: never waits for other connections).
