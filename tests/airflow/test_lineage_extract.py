@@ -91,10 +91,11 @@ def make_etl(
 
 def serialized(dag: Any) -> Any:
     """The DAG as the scheduler holds it."""
-    if AIRFLOW_3:
-        from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.serialization import serialized_objects
 
-        return DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    codec = getattr(serialized_objects, "DagSerialization", None)  # 3.2+
+    if codec is not None:
+        return codec.from_dict(codec.to_dict(dag))
     from airflow.serialization.serialized_objects import SerializedDAG
 
     return SerializedDAG.from_dict(SerializedDAG.to_dict(dag))
