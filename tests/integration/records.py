@@ -258,6 +258,8 @@ def _normalise(
     if isinstance(value, str):
         if value in labels:
             return labels[value]
+        if value.startswith(DPI_PREFIX):  # names an instance nobody recorded (a dangling link)
+            return "<unrecorded instance>"
         for s in volatile:
             value = value.replace(s, "<volatile>")
         value = _ISO_TS.sub("<ts>", value)

@@ -1,9 +1,10 @@
 """The example DAGs under ``airflow dags test`` (one process per DAG run) with the plugin on.
 
-Each DAG runs once per module, in parallel (two at a time, each in its own clone of the
-migrated home), with the plugin writing to a ``datahub-file`` connection and, once the fake
-GMS exists, to a ``datahub-rest`` connection at the same time. Then: every rule of the issue
-(:func:`expectations.check_dag_run`), the golden file, and both sinks agreeing.
+Each DAG runs once per module, in parallel (``IT_PARALLEL``, default two at a time, each in its
+own clone of the migrated home), with the plugin writing to a ``datahub-file`` connection and to
+a ``datahub-rest`` connection (a loopback fake GMS, one per run) at the same time. Then: every
+rule of the issue (:func:`expectations.check_dag_run`), the golden file (``UPDATE_GOLDEN=1``
+rewrites it), both sinks agreeing, and every MCP passing the acryl-datahub oracle.
 """
 
 from __future__ import annotations
