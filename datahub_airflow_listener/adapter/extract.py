@@ -130,6 +130,34 @@ def dag_run_facts(dag_run: Any, *, base_url: str | None = None) -> DagRunFacts |
 # -- task instances -------------------------------------------------------------------------------
 
 
+def _is_mapped(op: Any) -> bool:
+    for name in ("_is_mapped", "is_mapped"):
+        if _get(op, name) is True:
+            return True
+    return "Mapped" in type(op).__name__
+
+
+def _unmapped_upstream_ids(task: Any) -> tuple[str, ...]:
+    """Upstream task ids whose run instance has the unmapped id.
+
+    A mapped upstream task has one instance per map index, and how many there are is not
+    known to the downstream try without a database read; it is left out rather than linked
+    to an instance that does not exist.
+    """
+    ids = _get(task, "upstream_task_ids")
+    if not isinstance(ids, Iterable) or isinstance(ids, str | bytes):
+        return ()
+    dag = _get(task, "dag")
+    task_dict = _get(dag, "task_dict") if dag is not None else None
+    keep = []
+    for task_id in ids:
+        op = task_dict.get(task_id) if isinstance(task_dict, dict) else None
+        if op is not None and _is_mapped(op):
+            continue
+        keep.append(str(task_id))
+    return tuple(sorted(keep))
+
+
 def task_run_facts(
     ti: Any,
     *,
@@ -159,9 +187,7 @@ def task_run_facts(
     inlets: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     if task is not None:
-        ids = _get(task, "upstream_task_ids")
-        if isinstance(ids, Iterable) and not isinstance(ids, str | bytes):
-            upstream = tuple(sorted(str(i) for i in ids))
+        upstream = _unmapped_upstream_ids(task)
         if include_iolets:
             from datahub_airflow_listener.adapter import lineage
 
