@@ -115,11 +115,7 @@ def hide_plugin_env(workdir: Path) -> dict[str, str]:
     site = workdir / "hide-plugin"
     site.mkdir(parents=True, exist_ok=True)
     (site / "sitecustomize.py").write_text(HIDE_PLUGIN_SITECUSTOMIZE)
-    return {
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(site), os.environ.get("PYTHONPATH")])
-        )
-    }
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
 # -- counts -----------------------------------------------------------------------------------
@@ -137,9 +133,7 @@ def part_counts(base: AirflowEnv, work: Path) -> None:
         rec = Recorded.from_file(out)
         flows = [i for i in rec.instances.values() if i.is_flow_run]
         if result.returncode or len(flows) != 1:
-            print(
-                f"{dag_id:<18} failed (exit {result.returncode}); see {result.log_path}"
-            )
+            print(f"{dag_id:<18} failed (exit {result.returncode}); see {result.log_path}")
             continue
         tasks = rec.task_runs(flows[0])
         tries = [max(len(t.result_by_attempt()), 1) for t in tasks]
@@ -161,20 +155,17 @@ def _probe(env: Mapping[str, str]) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", LOAD_PROBE],
         env=dict(env),
-        cwd=env[
-            "AIRFLOW_HOME"
-        ],  # not the repo: its .egg-info would be found through sys.path
+        cwd=env["AIRFLOW_HOME"],  # not the repo: its .egg-info would be found through sys.path
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
-    print(
-        f"\n== Import time and memory the plugin adds (medians of {reps} fresh interpreters)"
-    )
+    print(f"\n== Import time and memory the plugin adds (medians of {reps} fresh interpreters)")
     with_env = base.env()
     without_env = base.env(hide_plugin_env(work))
     runs: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
@@ -183,9 +174,7 @@ def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
         runs["without"].append(_probe(without_env))
         runs["with"].append(_probe(with_env))
     first_with, first_without = runs["with"][0], runs["without"][0]
-    print(
-        f"plugins loaded with: {first_with['plugins']}, without: {first_without['plugins']}"
-    )
+    print(f"plugins loaded with: {first_with['plugins']}, without: {first_without['plugins']}")
     print(
         f"listeners registered with: {first_with['listeners']}, "
         f"without: {first_without['listeners']}"
@@ -233,11 +222,7 @@ def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
     plugin_us, plugin_modules = 0, []
     for line in proc.stderr.splitlines():
         parts = line.split("|")
-        if (
-            not line.startswith("import time:")
-            or len(parts) != 3
-            or not parts[1].strip().isdigit()
-        ):
+        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
             continue
         name = parts[2].rstrip()
         subtree.append(name.strip())
@@ -246,9 +231,7 @@ def part_import(base: AirflowEnv, work: Path, reps: int) -> None:
                 plugin_us += int(parts[1])
                 plugin_modules += subtree
             subtree = []
-    foreign = sorted(
-        {n.split(".")[0] for n in plugin_modules} - {"datahub_airflow_listener"}
-    )
+    foreign = sorted({n.split(".")[0] for n in plugin_modules} - {"datahub_airflow_listener"})
     print(
         f"-X importtime: the plugin module imports in {plugin_us / 1000:.1f} ms "
         f"({len(plugin_modules)} modules; beyond its own: {foreign or 'none'})"
@@ -331,9 +314,7 @@ def _one_scheduler_run(
 
 
 def part_scheduler(base: AirflowEnv, work: Path, n_tasks: int, repeat: int) -> None:
-    print(
-        f"\n== {n_tasks}-task DAG through the scheduler (LocalExecutor, SQLite, parallelism 4)"
-    )
+    print(f"\n== {n_tasks}-task DAG through the scheduler (LocalExecutor, SQLite, parallelism 4)")
     dags = work / "bench-dags"
     dag_id = _fanout_dag(dags, n_tasks)
     walls: dict[bool, list[float]] = {True: [], False: []}
@@ -345,24 +326,16 @@ def part_scheduler(base: AirflowEnv, work: Path, n_tasks: int, repeat: int) -> N
             )
             walls[with_plugin].append(wall)
             extra = (
-                f", GMS accepted {sent} MCPs ({sent / n_tasks:.1f} per task)"
-                if with_plugin
-                else ""
+                f", GMS accepted {sent} MCPs ({sent / n_tasks:.1f} per task)" if with_plugin else ""
             )
-            print(
-                f"  {tag:<10} run wall time {wall:7.1f} s (polled {polled:6.1f} s){extra}"
-            )
+            print(f"  {tag:<10} run wall time {wall:7.1f} s (polled {polled:6.1f} s){extra}")
     w, wo = statistics.median(walls[True]), statistics.median(walls[False])
-    print(
-        f"  median: with {w:.1f} s, without {wo:.1f} s, difference {100 * (w - wo) / wo:+.1f} %"
-    )
+    print(f"  median: with {w:.1f} s, without {wo:.1f} s, difference {100 * (w - wo) / wo:+.1f} %")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--part", choices=("counts", "import", "scheduler", "all"), default="all"
-    )
+    parser.add_argument("--part", choices=("counts", "import", "scheduler", "all"), default="all")
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--import-reps", type=int, default=7)

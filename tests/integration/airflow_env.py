@@ -270,14 +270,21 @@ class AirflowEnv:
 
 
 def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the process group we created for ``proc``; SIGKILL it after ``grace`` seconds."""
-    if proc.poll() is None:
+    """SIGTERM the process group we created for ``proc``; SIGKILL it after ``grace`` seconds.
+
+    A second SIGTERM halfway: Airflow's handler exits with ``sys.exit``, and when the signal
+    lands inside a garbage-collector callback that SystemExit is swallowed ("Exception ignored
+    in ... _collection_gced"), leaving the scheduler running; the second one usually lands.
+    """
+    for _ in range(2):
+        if proc.poll() is not None:
+            break
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            log.warning("pid %s ignored SIGTERM for %ss; sending SIGKILL", proc.pid, grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace / 2)
+    if proc.poll() is None:
+        log.warning("pid %s ignored SIGTERM for %ss; sending SIGKILL", proc.pid, grace)
     # children (task supervisors, gunicorn workers) may outlive the leader: kill what is left
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -508,7 +515,8 @@ class Deployment:
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         quoted = urllib.parse.quote(run_id, safe="")
-        return self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}")["state"]
+        state = self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}")["state"]
+        return None if state is None else str(state)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         quoted = urllib.parse.quote(run_id, safe="")

@@ -167,15 +167,15 @@ def check_dag_run(
             map_index = int(inst.custom.get("map_index", -1))
             seen_tasks.add((task_id, map_index))
             label = f"{task_id}[{map_index}]"
-            want = by_index[map_index]
+            expected: Mapping[int | None, str] = by_index[map_index]
             if try_numbers is not None:
                 problems += _check_attempts(
-                    inst, want, try_numbers.get((task_id, map_index)), label
+                    inst, expected, try_numbers.get((task_id, map_index)), label
                 )
                 attempts = sorted(inst.result_by_attempt())
-                if len(attempts) == len(want):  # else _check_attempts reported it
-                    want = dict(zip(attempts, want.values(), strict=True))
-            problems += _check_events(inst, want, label)
+                if len(attempts) == len(expected):  # else _check_attempts reported it
+                    expected = dict(zip(attempts, expected.values(), strict=True))
+            problems += _check_events(inst, expected, label)
             job = f"urn:li:dataJob:({flow_urn},{task_id})"
             if inst.parent_template != job:
                 problems.append(f"{label}: parentTemplate {inst.parent_template} != {job}")
@@ -185,9 +185,9 @@ def check_dag_run(
                 if up not in recorded.instances:
                     problems.append(f"{label}: upstreamInstances names unknown instance {up}")
             for up_task in exp.upstream.get(task_id, ()):
-                want = {u.urn for u in recorded.task_runs(flow, up_task)}
+                wanted = {u.urn for u in recorded.task_runs(flow, up_task)}
                 have = set(inst.relationships.get("upstreamInstances", []))
-                if not want or not want <= have:
+                if not wanted or not wanted <= have:
                     problems.append(f"{label}: upstreamInstances lack {up_task}")
             if task_id in exp.lineage:
                 inputs, outputs = exp.lineage[task_id]

@@ -161,7 +161,7 @@ def test_kill9_on_last_attempt_is_closed(running: Running) -> None:
     rec, problems = running.wait_recorded(dag_id)
     assert not problems, "\n".join(problems)
     victim = rec.task_run(rec.flow_run(dag_id, run_id), "victim")
-    attempts = [e.get("attempt") for e in victim.started()]
+    attempts = [int(e.get("attempt", 0)) for e in victim.started()]
     assert len(attempts) == 2 and attempts[0] < attempts[1], attempts
 
 
