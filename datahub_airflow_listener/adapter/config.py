@@ -59,6 +59,7 @@ from typing import Any, Final
 import attrs
 
 from datahub_airflow_listener.domain.history import sampled_in
+from datahub_airflow_listener.domain.lineage import DatasetPattern
 
 log = logging.getLogger(__name__)
 
@@ -103,33 +104,13 @@ _FALSE: Final = frozenset({"false", "f", "0", "no", "n", "off"})
 
 
 @attrs.frozen(kw_only=True)
-class AllowDeny:
-    """Allow/deny regexes, shaped like the official plugin's ``AllowDenyPattern``."""
-
-    allow: tuple[str, ...] = (".*",)
-    deny: tuple[str, ...] = ()
-    ignore_case: bool = True
-    _compiled: tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]] = attrs.field(
-        init=False, repr=False, eq=False
-    )
-
-    def __attrs_post_init__(self) -> None:
-        flags = re.IGNORECASE if self.ignore_case else 0
-        compiled = (
-            tuple(re.compile(p, flags) for p in self.allow),
-            tuple(re.compile(p, flags) for p in self.deny),
-        )
-        object.__setattr__(self, "_compiled", compiled)
+class AllowDeny(DatasetPattern):
+    """Allow/deny regexes, shaped like the official plugin's ``AllowDenyPattern``: the domain's
+    matcher, plus parsing from airflow.cfg's JSON."""
 
     @property
     def allows_all(self) -> bool:
         return not self.deny and ".*" in self.allow
-
-    def allowed(self, value: str) -> bool:
-        allow, deny = self._compiled
-        if any(p.match(value) for p in deny):
-            return False
-        return any(p.match(value) for p in allow)
 
     @classmethod
     def from_json(cls, text: str) -> AllowDeny:
