@@ -151,6 +151,11 @@ def test_outage_backs_off_then_delivers_everything_in_order(outbox_path: Path, c
         assert dispatcher.counts().waiting == 40
         sink.down = False
         assert wait_until(lambda: len(sink.records) == 40, timeout=5)
+        # the "accepts events again" line is logged just after the delivery that succeeded
+        assert wait_until(
+            lambda: any("accepts events again" in r.getMessage() for r in caplog.records),
+            timeout=5,
+        )
     assert 1 <= calls_while_down < 15  # backed off, no tight loop
     assert seqs(sink.wire_mcps) == list(range(40))
     lines = [r.getMessage() for r in caplog.records if "destination rec " in r.getMessage()]
