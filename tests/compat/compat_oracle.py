@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from avro.schema import ArraySchema, MapSchema, RecordSchema, Schema, UnionSchema
@@ -119,3 +123,20 @@ def assert_round_trips(wire: JSON) -> MetadataChangeProposalWrapper:
         mcpw.systemMetadata.to_obj(), sm_schema
     )
     return mcpw
+
+
+def check_metadata_file(path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``datahub check metadata-file`` (the oracle CLI beside this interpreter) on ``path``."""
+    env = {
+        **os.environ,
+        "DATAHUB_TELEMETRY_ENABLED": "false",
+        "DATAHUB_SUPPRESS_LOGGING_MANAGER": "1",
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("datahub")), "check", "metadata-file", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

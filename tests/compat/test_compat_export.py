@@ -4,13 +4,11 @@ soft delete made by ``cleanup``, out of a real local store."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from compat_oracle import check_metadata_file
 
 from datahub_airflow_listener.cli import main
 from datahub_airflow_listener.domain.mcp import file_form_to_wire
@@ -18,24 +16,6 @@ from datahub_airflow_listener.transport.local import LocalConfig, LocalStore
 from tests.unit.history.history_data import DAY_MS, example_mcps, rebased
 
 pytestmark = pytest.mark.compat
-
-DATAHUB = Path(sys.executable).with_name("datahub")
-
-
-def _check(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATAHUB_TELEMETRY_ENABLED": "false",
-        "DATAHUB_SUPPRESS_LOGGING_MANAGER": "1",
-    }
-    return subprocess.run(
-        [str(DATAHUB), "check", "metadata-file", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -57,15 +37,15 @@ def test_export_passes_datahub_check_metadata_file(exported: Path) -> None:
     # + status removed: the oldest run of each DAG (4 DAG runs) and its 14 task runs
     assert len(items) == len(example_mcps()) + 18
     assert {i["aspectName"] for i in items} >= {"status", "dataProcessInstanceRunEvent"}
-    done = _check(exported)
+    done = check_metadata_file(exported)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert f"{len(items)} MCEs found - all valid" in done.stdout + done.stderr
 
 
-def test_control_a_broken_export_fails_the_check(exported: Path) -> None:
+def test_control_a_broken_export_fails_thecheck_metadata_file(exported: Path) -> None:
     items = json.loads(exported.read_text())
     event = next(i for i in items if i["aspectName"] == "dataProcessInstanceRunEvent")
     event["aspect"]["json"]["status"] = "RUNNING"
     exported.write_text(json.dumps(items))
-    done = _check(exported)
+    done = check_metadata_file(exported)
     assert done.returncode != 0

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import compat_cases
 import pytest
+from compat_oracle import check_metadata_file
 
 pytestmark = pytest.mark.compat
-
-DATAHUB = Path(sys.executable).with_name("datahub")
-
-
-def _check(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATAHUB_TELEMETRY_ENABLED": "false",
-        "DATAHUB_SUPPRESS_LOGGING_MANAGER": "1",
-    }
-    return subprocess.run(
-        [str(DATAHUB), "check", "metadata-file", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _all_items() -> list[dict[str, Any]]:
@@ -47,7 +27,7 @@ def test_file_forms_pass_datahub_check_metadata_file(tmp_path: Path) -> None:
     items = _all_items()
     path = tmp_path / "mcps.json"
     path.write_text(json.dumps(items))
-    done = _check(path)
+    done = check_metadata_file(path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert f"{len(items)} MCEs found - all valid" in done.stdout + done.stderr
 
@@ -62,6 +42,6 @@ def test_control_check_metadata_file_does_fail_on_a_bad_mcp(tmp_path: Path) -> N
     bad["aspect"]["json"]["status"] = "RUNNING"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(items))
-    done = _check(path)
+    done = check_metadata_file(path)
     assert done.returncode != 0
     assert "RUNNING" in done.stdout + done.stderr
