@@ -108,13 +108,10 @@ class RunRecorder:
         runtime.submit(mcps)
 
     def task_running(self, ti: Any) -> None:
-        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
-        if runtime is None:
+        found = self._try(ti)
+        if found is None:
             return
-        dag_run = compat.get_dag_run(ti)
-        facts = self._task_facts(runtime, ti, dag_run)
-        if facts is None:
-            return
+        runtime, dag_run, facts = found
         if facts.start_ms is None:  # 2.x ``dags test`` runs tries without a start_date
             facts = _with(facts, start_ms=_now_ms())
         mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, compat.get_task(ti))
@@ -150,6 +147,17 @@ class RunRecorder:
         if os.getpid() != self._pid:  # forked: the parent's memory of events is not ours
             self._forget()
         return get_runtime()
+
+    def _try(self, ti: Any) -> tuple[Runtime, Any, Any] | None:
+        """Guard, then the runtime, the try's DAG run and its facts (None: nothing to record)."""
+        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
+        if runtime is None:
+            return None
+        dag_run = compat.get_dag_run(ti)
+        facts = self._task_facts(runtime, ti, dag_run)
+        if facts is None:
+            return None
+        return runtime, dag_run, facts
 
     def _forget(self) -> None:
         self._pid = os.getpid()
@@ -194,13 +202,10 @@ class RunRecorder:
         return mcps
 
     def task_finished(self, ti: Any, result: str, native: str) -> None:
-        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
-        if runtime is None:
+        found = self._try(ti)
+        if found is None:
             return
-        dag_run = compat.get_dag_run(ti)
-        facts = self._task_facts(runtime, ti, dag_run)
-        if facts is None:
-            return
+        runtime, dag_run, facts = found
         key = _try_key(facts)
         mcps: list[Any] = []
         if compat.ran_in_this_process(ti):
