@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from transport_helpers import record
 
-from datahub_airflow_listener.transport import Outbox
+from datahub_airflow_listener.transport import Outbox, WireRecord
 from datahub_airflow_listener.transport.outbox import new_holder_id
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,6 +90,46 @@ def test_large_puts_are_claimed_in_order_in_whole_batches(outbox_path: Path) -> 
     outbox.settle("rest", first)
     assert stamps(outbox.claim("rest", "me", 600) or []) == list(range(1000, 1200))
     assert [stamps([r])[0] for r in outbox.rows("rest", limit=3)] == [1000, 1001, 1002]
+
+
+def test_claims_page_through_many_small_batches(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    for i in range(150):  # one stored batch per put, as a task process writes them
+        outbox.put("rest", [record("a", i)])
+    first = outbox.claim("rest", "me", 100) or []
+    assert stamps(first) == list(range(100))
+    outbox.settle("rest", first)
+    assert stamps(outbox.claim("rest", "me", 1000) or []) == list(range(100, 150))
+
+
+def test_payloads_are_stored_one_per_line(outbox_path: Path) -> None:
+    pretty = WireRecord("urn:li:x", "a", "x", json.dumps({"k": "v\nw", "n": [1, 2]}, indent=2))
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", 1), pretty, record("a", 2)])
+    rows = outbox.claim("rest", "me", 10) or []
+    dpi = "urn:li:dataProcessInstance:a"
+    assert [r.urn for r in rows] == [dpi, "urn:li:x", dpi]
+    assert json.loads(rows[1].payload) == {"k": "v\nw", "n": [1, 2]}
+    assert "\n" not in rows[1].payload
+    assert rows[0].record == record("a", 1)
+
+
+def test_rows_of_the_earlier_array_format_are_still_read(outbox_path: Path) -> None:
+    outbox = Outbox(outbox_path)
+    outbox.put("rest", [record("a", 1)])
+    old = [record("b", 2), record("b", 3)]
+    flat = [field for r in old for field in r]
+    with sqlite3.connect(outbox_path) as conn:
+        conn.execute(
+            "INSERT INTO batches (sink, created_ms, count, data) VALUES ('rest', 1, 2, ?)",
+            (json.dumps(flat, separators=(",", ":")),),
+        )
+        conn.execute("UPDATE sinks SET waiting = waiting + 2 WHERE sink = 'rest'")
+    rows = outbox.claim("rest", "me", 10) or []
+    assert stamps(rows) == [1, 2, 3]
+    assert [r.record for r in rows[1:]] == old
+    outbox.settle("rest", rows[:2])  # a partial settle rewrites the old row in the new format
+    assert [r.record for r in outbox.claim("rest", "me", 10) or []] == old[1:]
 
 
 def test_one_lease_holder_at_a_time_until_release_or_expiry(outbox_path: Path) -> None:
