@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 import attrs
@@ -96,6 +97,28 @@ class MetadataChangeProposal:
         """The Rest.li envelope for ``ingestProposal``: JSON-ready, aspect as a JSON string."""
         aspect = {"value": aspect_to_json(self.aspect), "contentType": "application/json"}
         return self._envelope(aspect, run_id, last_observed, properties)
+
+    def to_wire_json(
+        self,
+        *,
+        run_id: str | None = None,
+        last_observed: int | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> str:
+        """``dumps(self.to_wire(...))``, byte for byte, written as text without the dict.
+
+        The sender serializes every MCP once, on its hot path; this halves that cost.
+        """
+        observed = last_observed if last_observed is not None else int(time.time() * 1000)
+        if properties or observed.__class__ is not int:  # rare: the generic path
+            return dumps(self.to_wire(run_id=run_id, last_observed=observed, properties=properties))
+        return (
+            f'{{"entityType":{_quote(self.entity_type)},"entityUrn":{_quote(self.entity_urn)},'
+            f'"changeType":{_quote(self.change_type)},"aspectName":{_quote(self.aspect_name)},'
+            f'"aspect":{{"value":{_quote(aspect_to_json(self.aspect))},'
+            f'"contentType":"application/json"}},"systemMetadata":{{"lastObserved":{observed!r},'
+            f'"runId":{_quote(run_id or "no-run-id-provided")}}}}}'
+        )
 
     def to_file_form(
         self,

@@ -97,6 +97,21 @@ class WireRecord(NamedTuple):
             _ENCODER.encode(wire),
         )
 
+    @classmethod
+    def of(cls, mcp: McpLike, *, run_id: str | None, last_observed: int) -> WireRecord:
+        """Serialize ``mcp``; through its ``to_wire_json`` text fast path when it has one
+        (the domain's MCPs do: same bytes as encoding ``to_wire()``, half the time)."""
+        to_json = getattr(mcp, "to_wire_json", None)
+        entity_type = getattr(mcp, "entity_type", None)
+        if to_json is None or entity_type is None:
+            return cls.from_wire(mcp.to_wire(run_id=run_id, last_observed=last_observed))
+        return cls(
+            mcp.entity_urn,
+            mcp.aspect_name,
+            entity_type,
+            to_json(run_id=run_id, last_observed=last_observed),
+        )
+
     def wire(self) -> dict[str, Any]:
         """The envelope as a dict (parses ``payload``)."""
         value: dict[str, Any] = json.loads(self.payload)

@@ -365,11 +365,12 @@ class Dispatcher:
 
     def _serialize(self, batch: list[tuple[tuple[McpLike, ...], int]]) -> list[WireRecord]:
         records = []
+        run_id = self.config.run_id
+        record_of = WireRecord.of
         for mcps, observed_ms in batch:
             for mcp in mcps:
                 try:
-                    wire = mcp.to_wire(run_id=self.config.run_id, last_observed=observed_ms)
-                    records.append(WireRecord.from_wire(wire))
+                    records.append(record_of(mcp, run_id=run_id, last_observed=observed_ms))
                 except Exception as exc:
                     self._failed += 1
                     log.warning(

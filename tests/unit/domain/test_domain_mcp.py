@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from domain_strategies import job_aspects, process_instance_aspects
 from hypothesis import given
+from hypothesis import strategies as st
 
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain import mcp as m
@@ -190,3 +191,36 @@ def test_from_wire_reads_wrapped_and_bare_union_values() -> None:
     assert m.from_wire(wire).aspect.type == "SQL"  # type: ignore[attr-defined]
     wire["aspect"]["json"]["type"] = "SQL"
     assert m.from_wire(wire).aspect.type == "SQL"  # type: ignore[attr-defined]
+
+
+# -- the sender's text fast path --------------------------------------------------------------
+
+
+@given(
+    aspect=process_instance_aspects,
+    run=st.none() | st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+    observed=st.none() | st.integers(min_value=0, max_value=4_102_444_800_000),
+)
+def test_wire_json_is_dumps_of_the_wire_form(aspect: Any, run: str | None, observed: Any) -> None:
+    mcp = _mcp(aspect)
+    fixed = 1 if observed is None else observed  # the default reads the clock
+    assert mcp.to_wire_json(run_id=run, last_observed=fixed) == m.dumps(
+        mcp.to_wire(run_id=run, last_observed=fixed)
+    )
+
+
+@given(aspect=job_aspects)
+def test_wire_json_of_job_aspects(aspect: Any) -> None:
+    mcp = _mcp(aspect, JOB)
+    assert mcp.to_wire_json(last_observed=5) == m.dumps(mcp.to_wire(last_observed=5))
+
+
+def test_wire_json_generic_cases() -> None:
+    mcp = _mcp()
+    props = {"clientId": "dhal"}
+    assert mcp.to_wire_json(last_observed=3, properties=props) == m.dumps(
+        mcp.to_wire(last_observed=3, properties=props)
+    )
+    before = int(time.time() * 1000)
+    stamped = json.loads(mcp.to_wire_json())["systemMetadata"]["lastObserved"]
+    assert before <= stamped <= int(time.time() * 1000)

@@ -97,6 +97,21 @@ def test_wire_record_serializes_once_and_round_trips() -> None:
     assert "payload" not in repr(rec)
 
 
+def test_wire_record_of_takes_the_text_fast_path_with_the_same_bytes() -> None:
+    from datahub_airflow_listener.domain import aspects as a
+    from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+
+    event = a.DataProcessInstanceRunEvent(
+        timestamp_millis=1, status=a.DataProcessRunStatus.STARTED, attempt=2
+    )
+    domain = MetadataChangeProposal(entity_urn="urn:li:dataProcessInstance:x", aspect=event)
+    fast = WireRecord.of(domain, run_id="r", last_observed=9)
+    assert fast == WireRecord.from_wire(domain.to_wire(run_id="r", last_observed=9))
+    stub = mcp("r1", 5)  # no to_wire_json: the generic path
+    generic = WireRecord.from_wire(stub.to_wire(last_observed=123))
+    assert WireRecord.of(stub, run_id=None, last_observed=123) == generic
+
+
 def test_emit_report_arithmetic() -> None:
     failed = FailedMcp(index=1, urn="u", aspect_name="a", error=PermanentError("no"))
     report = EmitReport(attempted=5, settled=3, failed=(failed,), error=TransientError("down"))
