@@ -67,11 +67,12 @@ os.register_at_fork(
 class _Result:
     """The rows of one statement, read completely while the fork gate was held."""
 
-    __slots__ = ("_rows", "rowcount")
+    __slots__ = ("_rows", "lastrowid", "rowcount")
 
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
+    def __init__(self, rows: list[Any], rowcount: int, lastrowid: int | None = None) -> None:
         self._rows = rows
         self.rowcount = rowcount
+        self.lastrowid = lastrowid
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
@@ -93,7 +94,7 @@ class _GatedConnection(sqlite3.Connection):
         with _GATE:
             cursor = super().execute(sql, parameters)
             try:
-                return _Result(cursor.fetchall(), cursor.rowcount)
+                return _Result(cursor.fetchall(), cursor.rowcount, cursor.lastrowid)
             finally:
                 cursor.close()
 

@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,7 @@ DEFAULT_MAX_DEAD_ROWS = 1_000
 DEFAULT_LEASE_TTL_SEC = 60.0
 
 _BATCH = 500  # MCPs per stored row
+_CACHED_MCPS = 5_000  # written MCPs kept decoded until settled (see _Written)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -94,9 +96,10 @@ def _one_line(payload: str) -> str:
         return payload.replace("\n", " ")
 
 
-def _encode(records: Sequence[WireRecord]) -> str:
-    """A batch as text: a JSON array of the routing fields (urn, aspect name, entity type, ...)
-    on the first line, then one payload per line, as is.
+def _encode(records: list[WireRecord]) -> tuple[str, list[WireRecord]]:
+    """A batch as text, and the records as that text decodes. The text is a JSON array of
+    the routing fields (urn, aspect name, entity type, ...) on the first line, then one
+    payload per line, as is.
 
     Payloads are compact JSON (no raw newline), so they are stored without being escaped again
     and read back by splitting lines: a JSON array of payload strings cost a third of the
@@ -107,8 +110,9 @@ def _encode(records: Sequence[WireRecord]) -> str:
         routing += (record.urn, record.aspect_name, record.entity_type)
     payloads = "\n".join([record.payload for record in records])
     if payloads.count("\n") != len(records) - 1:
-        payloads = "\n".join([_one_line(record.payload) for record in records])
-    return _ENCODER.encode(routing) + "\n" + payloads
+        records = [r._replace(payload=_one_line(r.payload)) for r in records]
+        payloads = "\n".join([record.payload for record in records])
+    return _ENCODER.encode(routing) + "\n" + payloads, records
 
 
 def _decode(data: str) -> list[WireRecord]:
@@ -156,29 +160,72 @@ class OutboxRow(NamedTuple):
     position: int
     size: int
     sink: str
-    urn: str
-    aspect_name: str
-    entity_type: str
     created_ms: int
-    payload: str
+    record: WireRecord
 
     def __repr__(self) -> str:
         return (
-            f"OutboxRow(seq={self.seq}, index={self.index}, sink={self.sink!r}, urn={self.urn!r})"
+            f"OutboxRow(seq={self.seq}, position={self.position}, sink={self.sink!r}, "
+            f"urn={self.urn!r})"
         )
 
     @property
-    def record(self) -> WireRecord:
-        return WireRecord(self.urn, self.aspect_name, self.entity_type, self.payload)
+    def urn(self) -> str:
+        return self.record.urn
+
+    @property
+    def aspect_name(self) -> str:
+        return self.record.aspect_name
+
+    @property
+    def entity_type(self) -> str:
+        return self.record.entity_type
+
+    @property
+    def payload(self) -> str:
+        return self.record.payload
 
 
-def _rows(sink: str, seq: int, created_ms: int, data: str) -> list[OutboxRow]:
-    records = _decode(data)
+def _rows(sink: str, seq: int, created_ms: int, records: list[WireRecord]) -> list[OutboxRow]:
     size = len(records)
-    return [
-        OutboxRow(seq, i, size, sink, r.urn, r.aspect_name, r.entity_type, created_ms, r.payload)
-        for i, r in enumerate(records)
-    ]
+    return [OutboxRow(seq, i, size, sink, created_ms, r) for i, r in enumerate(records)]
+
+
+class _Written:
+    """Batches this process wrote and no one has settled yet, kept decoded (bounded).
+
+    A claim then reads only their sizes from the file. Stored batches never change except by
+    losing MCPs at the front (settle, the size bound) and seqs are never reused, so a cached
+    batch longer than its stored count is still right: its tail is what is stored.
+    """
+
+    def __init__(self, max_mcps: int) -> None:
+        self.max_mcps = max_mcps
+        self._batches: dict[int, tuple[int, list[WireRecord]]] = {}  # seq -> (created, records)
+        self._mcps = 0
+        self._lock = threading.Lock()
+
+    def add(self, seq: int, created_ms: int, records: list[WireRecord]) -> None:
+        with self._lock:
+            self._batches[seq] = (created_ms, records)
+            self._mcps += len(records)
+            while self._mcps > self.max_mcps and self._batches:  # the oldest go first
+                _, evicted = self._batches.pop(next(iter(self._batches)))
+                self._mcps -= len(evicted)
+
+    def get(self, seq: int, count: int) -> tuple[int, list[WireRecord]] | None:
+        found = self._batches.get(seq)
+        if found is None or len(found[1]) < count:
+            return None
+        created_ms, records = found
+        return created_ms, records[len(records) - count :]
+
+    def forget(self, seqs: Iterable[int]) -> None:
+        with self._lock:
+            for seq in seqs:
+                gone = self._batches.pop(seq, None)
+                if gone is not None:
+                    self._mcps -= len(gone[1])
 
 
 @attrs.frozen(kw_only=True)
@@ -222,6 +269,7 @@ class Outbox:
         self.lease_ttl_sec = lease_ttl_sec
         self._db = SqliteFile(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms)
         self._warned_full: set[str] = set()
+        self._written = _Written(_CACHED_MCPS)
 
     def __repr__(self) -> str:
         return f"Outbox({str(self._db.path)!r}, max_rows={self.max_rows})"
@@ -244,13 +292,15 @@ class Outbox:
         created = _now_ms() if created_ms is None else created_ms
         with self._db.transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO sinks (sink) VALUES (?)", (sink,))
-            conn.executemany(
-                "INSERT INTO batches (sink, created_ms, count, data) VALUES (?, ?, ?, ?)",
-                [
-                    (sink, created, len(chunk), _encode(chunk))
-                    for chunk in (records[i : i + _BATCH] for i in range(0, len(records), _BATCH))
-                ],
-            )
+            written: list[tuple[int, list[WireRecord]]] = []
+            for start in range(0, len(records), _BATCH):
+                data, chunk = _encode(list(records[start : start + _BATCH]))
+                inserted = conn.execute(
+                    "INSERT INTO batches (sink, created_ms, count, data) VALUES (?, ?, ?, ?)",
+                    (sink, created, len(chunk), data),
+                )
+                if inserted.lastrowid is not None:  # always, for an INSERT
+                    written.append((inserted.lastrowid, chunk))
             conn.execute(
                 "UPDATE sinks SET waiting = waiting + ? WHERE sink = ?", (len(records), sink)
             )
@@ -258,6 +308,8 @@ class Outbox:
                 "SELECT waiting FROM sinks WHERE sink = ?", (sink,)
             ).fetchone()
             dropped = self._drop_oldest(conn, sink, waiting - self.max_rows)
+        for seq, chunk in written:  # after the commit: only what is really stored
+            self._written.add(seq, created, chunk)
         if dropped and sink not in self._warned_full:
             self._warned_full.add(sink)
             log.warning(
@@ -294,10 +346,8 @@ class Outbox:
             conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
             return count
         (data,) = conn.execute("SELECT data FROM batches WHERE seq = ?", (seq,)).fetchone()
-        rest = _decode(data)[how_many:]
-        conn.execute(
-            "UPDATE batches SET data = ?, count = ? WHERE seq = ?", (_encode(rest), len(rest), seq)
-        )
+        data, rest = _encode(_decode(data)[how_many:])
+        conn.execute("UPDATE batches SET data = ?, count = ? WHERE seq = ?", (data, len(rest), seq))
         return how_many
 
     # ------------------------------------------------------------------ leases and claims
@@ -344,15 +394,14 @@ class Outbox:
                 return None
             return self._oldest(conn, sink, limit)
 
-    @staticmethod
-    def _oldest(conn: Any, sink: str, limit: int) -> list[OutboxRow]:
+    def _oldest(self, conn: Any, sink: str, limit: int) -> list[OutboxRow]:
         """The oldest whole batches of ``sink`` holding at least ``limit`` MCPs (or all).
 
-        Batch sizes are read first (index and row headers only); only the batches needed are
-        read whole. Reading every waiting batch's data for each claim made draining a large
-        backlog quadratic.
+        Batch sizes are read first (index and row headers only); then only the batches needed,
+        and of those only the ones this process did not write itself (see ``_Written``).
+        Reading every waiting batch's data for each claim made draining a backlog quadratic.
         """
-        wanted: list[int] = []
+        wanted: list[tuple[int, int]] = []  # (seq, count)
         total = 0
         last = -1
         while total < limit:
@@ -361,23 +410,34 @@ class Outbox:
                 (sink, last),
             ).fetchall()
             for seq, count in sizes:
-                wanted.append(seq)
+                wanted.append((seq, count))
                 total += count
                 if total >= limit:
                     break
             if len(sizes) < 64:
                 break
             last = sizes[-1][0]
-        rows: list[OutboxRow] = []
-        for start in range(0, len(wanted), 64):
-            part = wanted[start : start + 64]
+        batches: dict[int, tuple[int, list[WireRecord]]] = {}
+        missing: list[int] = []
+        for seq, count in wanted:
+            hit = self._written.get(seq, count)
+            if hit is None:
+                missing.append(seq)
+            else:
+                batches[seq] = hit
+        for start in range(0, len(missing), 64):
+            part = missing[start : start + 64]
             marks = ",".join("?" * len(part))
             found = conn.execute(
-                f"SELECT seq, created_ms, data FROM batches WHERE seq IN ({marks}) ORDER BY seq",  # noqa: S608  # placeholders only
+                f"SELECT seq, created_ms, data FROM batches WHERE seq IN ({marks})",  # noqa: S608  # placeholders only
                 part,
             ).fetchall()
             for seq, created_ms, data in found:
-                rows.extend(_rows(sink, seq, created_ms, data))
+                batches[seq] = (created_ms, _decode(data))
+        rows: list[OutboxRow] = []
+        for seq, _ in wanted:
+            if seq in batches:
+                rows.extend(_rows(sink, seq, *batches[seq]))
         return rows
 
     def settle(
@@ -435,6 +495,7 @@ class Outbox:
                 "dead = dead + ? WHERE sink = ?",
                 (removed, delivered, condemned, sink),
             )
+        self._written.forget(seq for seq, (done, size) in per_batch.items() if done >= size)
         return delivered
 
     def ack(self, sink: str, rows: Sequence[OutboxRow]) -> int:

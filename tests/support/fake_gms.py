@@ -26,7 +26,8 @@ Behaviours a test can switch on at any time (thread-safe):
 
 ``python -m tests.support.fake_gms --port 0`` serves from a separate process (prints
 ``READY <port>``); ``POST /__control`` (JSON of the attributes above) and ``GET /__stats``
-drive it from outside.
+drive it from outside. ``GET /__stats?wait_for=N&timeout=T`` answers once ``N`` MCPs were
+accepted (or after ``T`` seconds), so a benchmark waits without polling.
 """
 
 from __future__ import annotations
@@ -283,6 +284,10 @@ class FakeGms:
                 {},
             )
         if path == "/__stats":
+            query = parse_qs(urlsplit(handler.path).query)
+            if "wait_for" in query:
+                timeout = float(query.get("timeout", ["60"])[0])
+                self.wait_for(int(query["wait_for"][0]), timeout)
             return 200, self.stats(), {}
         if path.startswith("/entitiesV2/"):
             if not self._authorized(handler):

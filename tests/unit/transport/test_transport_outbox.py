@@ -104,14 +104,30 @@ def test_claims_page_through_many_small_batches(outbox_path: Path) -> None:
 
 def test_payloads_are_stored_one_per_line(outbox_path: Path) -> None:
     pretty = WireRecord("urn:li:x", "a", "x", json.dumps({"k": "v\nw", "n": [1, 2]}, indent=2))
-    outbox = Outbox(outbox_path)
-    outbox.put("rest", [record("a", 1), pretty, record("a", 2)])
-    rows = outbox.claim("rest", "me", 10) or []
+    writer = Outbox(outbox_path)
+    writer.put("rest", [record("a", 1), pretty, record("a", 2)])
     dpi = "urn:li:dataProcessInstance:a"
-    assert [r.urn for r in rows] == [dpi, "urn:li:x", dpi]
-    assert json.loads(rows[1].payload) == {"k": "v\nw", "n": [1, 2]}
-    assert "\n" not in rows[1].payload
-    assert rows[0].record == record("a", 1)
+    for outbox in (Outbox(outbox_path), writer):  # read from the file, and as written
+        rows = outbox.claim("rest", "me", 10) or []
+        assert [r.urn for r in rows] == [dpi, "urn:li:x", dpi]
+        assert json.loads(rows[1].payload) == {"k": "v\nw", "n": [1, 2]}
+        assert "\n" not in rows[1].payload
+        assert rows[0].record == record("a", 1)
+
+
+def test_a_writer_sees_what_another_process_settled_of_its_batches(outbox_path: Path) -> None:
+    writer, shipper = Outbox(outbox_path), Outbox(outbox_path)
+    writer.put("rest", [record("a", i) for i in range(5)])
+    writer.put("rest", [record("a", i) for i in range(5, 7)])
+    claimed = shipper.claim("rest", "other", 100) or []
+    shipper.settle("rest", claimed[:3])  # the first batch loses its front, nothing else
+    shipper.release("rest", "other")
+    assert stamps(writer.claim("rest", "me", 100) or []) == [3, 4, 5, 6]
+    writer.release("rest", "me")
+    shipper.settle("rest", (shipper.claim("rest", "other", 100) or [])[:4])
+    shipper.release("rest", "other")
+    assert writer.claim("rest", "me", 100) == []
+    assert writer.rows("rest") == []
 
 
 def test_rows_of_the_earlier_array_format_are_still_read(outbox_path: Path) -> None:

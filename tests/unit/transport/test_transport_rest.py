@@ -70,12 +70,30 @@ def test_token_and_extra_headers_never_in_repr() -> None:
     assert transport._session.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_tls_verification_on_by_default_and_ca_bundle_honoured() -> None:
-    assert RestTransport(RestConfig(server="https://gms"))._session.verify is True
+@pytest.mark.parametrize("env_bundle", [None, "/etc/env-ca.pem"])
+def test_tls_verification_on_by_default_and_ca_bundle_honoured(
+    monkeypatch: pytest.MonkeyPatch, env_bundle: str | None
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    if env_bundle:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", env_bundle)
+    default = RestTransport(RestConfig(server="https://gms"))._session
+    assert default.verify == (env_bundle or True)  # on; requests' CA variable honoured
+    assert default.trust_env is False  # read once, not on every request
     ca = RestTransport(RestConfig(server="https://gms", ca_certificate_path="/etc/ca.pem"))
-    assert ca._session.verify == "/etc/ca.pem"
+    assert ca._session.verify == "/etc/ca.pem"  # explicit settings win over the variable
     off = RestTransport(RestConfig(server="https://gms", disable_ssl_verification=True))
     assert off._session.verify is False
+
+
+def test_proxies_from_the_environment_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    proxied = RestTransport(RestConfig(server="https://gms.example"))._session
+    assert proxied.proxies.get("https") == "http://proxy.example:3128"
+    direct = RestTransport(RestConfig(server="https://gms.internal.example"))._session
+    assert "https" not in direct.proxies
 
 
 # ---------------------------------------------------------------------- delivery
