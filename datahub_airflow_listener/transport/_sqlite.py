@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SqliteFile"]
+__all__ = ["SqliteFile", "fork_gate"]
 
 _PAGE_SIZE = 16384
 _AUTOCHECKPOINT_BYTES = 32 * 1024 * 1024  # of WAL between automatic checkpoints
@@ -44,6 +44,11 @@ _ABANDONED: list[sqlite3.Connection] = []  # inherited over fork: keep alive, ne
 
 
 _GATE = threading.RLock()
+
+
+def fork_gate() -> threading.RLock:
+    """The gate (see the module docstring), for other state a fork must not copy mid-change."""
+    return _GATE
 
 
 def _before_fork() -> None:

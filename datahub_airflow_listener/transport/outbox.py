@@ -30,7 +30,6 @@ import logging
 import os
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -38,7 +37,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from datahub_airflow_listener.transport._sqlite import SqliteFile
+from datahub_airflow_listener.transport._sqlite import SqliteFile, fork_gate
 from datahub_airflow_listener.transport.base import WireRecord
 
 __all__ = ["DeadLetter", "Outbox", "OutboxRow", "SinkCounts", "new_holder_id"]
@@ -203,10 +202,9 @@ class _Written:
         self.max_mcps = max_mcps
         self._batches: dict[int, tuple[int, list[WireRecord]]] = {}  # seq -> (created, records)
         self._mcps = 0
-        self._lock = threading.Lock()
 
     def add(self, seq: int, created_ms: int, records: list[WireRecord]) -> None:
-        with self._lock:
+        with fork_gate():  # not a lock of its own: a fork while it is held would copy it held
             self._batches[seq] = (created_ms, records)
             self._mcps += len(records)
             while self._mcps > self.max_mcps and self._batches:  # the oldest go first
@@ -221,7 +219,7 @@ class _Written:
         return created_ms, records[len(records) - count :]
 
     def forget(self, seqs: Iterable[int]) -> None:
-        with self._lock:
+        with fork_gate():
             for seq in seqs:
                 gone = self._batches.pop(seq, None)
                 if gone is not None:
