@@ -89,6 +89,7 @@ class RunRecorder:
         runtime = self._runtime()
         if runtime is not None:
             runtime.prepare()
+            runtime.preload()
 
     def stopping(self) -> None:
         runtime = get_runtime(create=False)

@@ -22,9 +22,11 @@ Contract:
 * Sinks are created lazily from factories, on the shipper (or in ``flush``), never in
   ``submit``: resolving an Airflow connection may take a while.
 * ``flush(timeout)`` first moves everything still in memory to the outbox (fast, always), then
-  delivers until the deadline; it never waits longer than ``timeout``. An ``atexit`` handler
-  flushes with ``flush_timeout_sec`` (default 2 s). What is not delivered stays in the outbox
-  for the next process that runs a sender, or for ``flush`` from the command line.
+  delivers until the deadline; it never waits longer than ``timeout``. An exiting process
+  (``before_stopping``, and an ``atexit`` handler with ``flush_timeout_sec``, default 2 s)
+  flushes ``only_own``: it delivers what it submitted (and what waits ahead of it), and leaves
+  at once when another live process is shipping that sink. What is not delivered stays in the
+  outbox for the next process that runs a sender, or for ``flush`` from the command line.
 * Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
   threads; it starts its own on its first submit. The parent's pending events stay the
   parent's. The exit flush runs only in a process that submitted something.
@@ -39,7 +41,7 @@ Building one::
         config=DispatcherConfig(flush_timeout_sec=2.0),
     )
     dispatcher.submit(mcps)          # in the hook
-    dispatcher.flush(2.0)            # in before_stopping
+    dispatcher.flush(2.0, only_own=True)  # in before_stopping
 
 A sink's name is its identity in the shared outbox: every process that configures the same
 destination must use the same name (and no secret may be part of it).
@@ -145,6 +147,7 @@ class _Sink:
     failures: int = 0
     retry_at: float = 0.0  # time.monotonic() before which we do not try
     has_work: bool = True  # assume leftovers until the outbox says otherwise
+    leased_elsewhere: bool = False  # the last claim found another live process shipping it
     fallback: list[WireRecord] = attrs.field(factory=list)  # outbox unwritable: kept here
 
 
@@ -198,6 +201,8 @@ class Dispatcher:
         self._used = False  # submitted anything in this process (the exit flush cares)
         self._outbox_broken = False
         self._poll_at = 0.0
+        with contextlib.suppress(Exception):
+            self.outbox.forget_process_state()
         for sink in self._sinks:
             sink.transport = None  # sessions and sockets are not fork-safe
             sink.failures, sink.retry_at, sink.has_work = 0, 0.0, True
@@ -404,8 +409,9 @@ class Dispatcher:
             sink.transport = sink.factory()
         return sink.transport
 
-    def _ship(self, sink: _Sink, deadline: float | None) -> bool:
-        """Deliver this sink's backlog until empty, failing, or the deadline.
+    def _ship(self, sink: _Sink, deadline: float | None, through: int | None = None) -> bool:
+        """Deliver this sink's backlog until empty (or, with ``through``, until no batch up to
+        that seq is left), failing, or the deadline.
 
         Returns True when the sink has nothing left (for this process to do).
         """
@@ -420,7 +426,7 @@ class Dispatcher:
                 return False
             if sink.fallback and self._outbox_broken:
                 return self._ship_memory(sink, transport, deadline)
-            return self._ship_outbox(sink, transport, deadline)
+            return self._ship_outbox(sink, transport, deadline, through)
         finally:
             self._ship_lock.release()
 
@@ -428,7 +434,9 @@ class Dispatcher:
         lease_bound = time.monotonic() + 0.8 * self.config.lease_ttl_sec
         return lease_bound if deadline is None else min(deadline, lease_bound)
 
-    def _ship_outbox(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
+    def _ship_outbox(
+        self, sink: _Sink, transport: Transport, deadline: float | None, through: int | None
+    ) -> bool:
         outbox = self.outbox
         try:
             while not self._closed and (deadline is None or time.monotonic() < deadline):
@@ -438,10 +446,14 @@ class Dispatcher:
                     self.config.batch_rows,
                     ttl_sec=self.config.lease_ttl_sec,
                 )
+                sink.leased_elsewhere = rows is None
                 if rows is None:  # another live process is shipping this sink
                     sink.has_work = True
                     sink.retry_at = time.monotonic() + min(1.0, self.config.poll_interval_sec)
                     return False
+                if through is not None and rows and rows[0].seq > through:
+                    sink.has_work = True  # the rest came after ours: not this flush's business
+                    return True
                 if not rows:
                     sink.has_work = False
                     if deadline is None and not self._queue:  # idle: fsync off the busy path
@@ -520,8 +532,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ flush / stats / close
 
-    def flush(self, timeout: float | None = None) -> FlushReport:
-        """Spool memory to the outbox, then deliver until done or ``timeout`` (bounded)."""
+    def flush(self, timeout: float | None = None, *, only_own: bool = False) -> FlushReport:
+        """Spool memory to the outbox, then deliver until done or ``timeout`` (bounded).
+
+        Done means the whole backlog of every sink; with ``only_own`` (a process about to
+        exit) it means what this process submitted, and whatever waits ahead of it. A sink
+        that another live process is shipping is then left to it at once: this process's
+        events are already durable in the outbox, so an exiting task never waits on another
+        process's delivery.
+        """
         started = time.monotonic()
         timeout = self.config.flush_timeout_sec if timeout is None else max(0.0, timeout)
         deadline = started + timeout
@@ -530,30 +549,52 @@ class Dispatcher:
             given_up: set[str] = set()
             while time.monotonic() < deadline:
                 open_sinks = [
-                    s for s in self._sinks if s.name not in given_up and self._has_work(s)
+                    s
+                    for s in self._sinks
+                    if s.name not in given_up and self._left(s, only_own=only_own)
                 ]
                 if not open_sinks:
                     break
+                finished = True
                 for sink in open_sinks:
                     failures = sink.failures
-                    done = self._ship(sink, deadline)
-                    if not done and sink.failures > failures:
-                        given_up.add(sink.name)  # failed during this flush: do not spin
-                if all(s.name in given_up or not s.has_work for s in self._sinks):
+                    through = self.outbox.last_written(sink.name) if only_own else None
+                    if self._ship(sink, deadline, through):
+                        continue
+                    if sink.failures > failures or (only_own and sink.leased_elsewhere):
+                        given_up.add(sink.name)  # failed, or handed over: do not spin
+                    else:
+                        finished = False
+                if finished:
                     break
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         except Exception:
             log.warning("DataHub flush failed", exc_info=True)
         counts = self.counts()
+        waiting = counts.waiting
+        if only_own:
+            waiting = self._in_memory() + sum(self._left_count(s) for s in self._sinks)
         elapsed = time.monotonic() - started
         return FlushReport(
             delivered=counts.delivered,
             failed=counts.failed,
-            waiting=counts.waiting,
+            waiting=waiting,
             dropped=counts.dropped,
-            timed_out=counts.waiting > 0 and elapsed >= timeout,
+            timed_out=waiting > 0 and elapsed >= timeout,
             elapsed_sec=elapsed,
         )
+
+    def _left(self, sink: _Sink, *, only_own: bool) -> bool:
+        if not only_own:
+            return self._has_work(sink)
+        return self._left_count(sink) > 0
+
+    def _left_count(self, sink: _Sink) -> int:
+        """What this process put for ``sink`` and is not delivered (with what is ahead of it)."""
+        try:
+            return len(sink.fallback) + self.outbox.waiting_mine(sink.name)
+        except Exception:
+            return len(sink.fallback) + (1 if sink.has_work else 0)
 
     def _has_work(self, sink: _Sink) -> bool:
         if sink.fallback:
@@ -566,8 +607,7 @@ class Dispatcher:
 
     def counts(self) -> DeliveryCounts:
         """This process's delivered/failed/dropped, and the waiting backlog of its sinks."""
-        in_memory = sum(len(mcps) for mcps, _ in list(self._queue))
-        waiting = in_memory
+        waiting = self._in_memory()
         for sink in self._sinks:
             waiting += self._safe_waiting(sink)
         return DeliveryCounts(
@@ -576,6 +616,9 @@ class Dispatcher:
             waiting=waiting,
             dropped=self._dropped,
         )
+
+    def _in_memory(self) -> int:
+        return sum(len(mcps) for mcps, _ in list(self._queue))
 
     def close(self, timeout: float | None = None) -> FlushReport:
         """Flush (bounded), stop the thread, close transports. Later submits are ignored."""
@@ -605,7 +648,7 @@ class Dispatcher:
             return
         if not self._used:  # a process that sent nothing leaves the backlog to the others
             return
-        report = self.flush(self.config.flush_timeout_sec)
+        report = self.flush(self.config.flush_timeout_sec, only_own=True)
         if report.waiting:
             log.info(
                 "DataHub: %d event(s) left in the outbox %s for the next sender",

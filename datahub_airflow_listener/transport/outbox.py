@@ -268,6 +268,7 @@ class Outbox:
         self._db = SqliteFile(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms)
         self._warned_full: set[str] = set()
         self._written = _Written(_CACHED_MCPS)
+        self._last_written: dict[str, int] = {}  # sink -> seq of the newest batch put here
 
     def __repr__(self) -> str:
         return f"Outbox({str(self._db.path)!r}, max_rows={self.max_rows})"
@@ -308,6 +309,8 @@ class Outbox:
             dropped = self._drop_oldest(conn, sink, waiting - self.max_rows)
         for seq, chunk in written:  # after the commit: only what is really stored
             self._written.add(seq, created, chunk)
+        if written:
+            self._last_written[sink] = written[-1][0]
         if dropped and sink not in self._warned_full:
             self._warned_full.add(sink)
             log.warning(
@@ -507,7 +510,32 @@ class Outbox:
         except sqlite3.Error as exc:
             log.debug("outbox checkpoint skipped: %s", exc)
 
+    def forget_process_state(self) -> None:
+        """In a forked child: what the parent wrote is not the child's (see ``waiting_mine``)."""
+        self._written = _Written(_CACHED_MCPS)
+        self._last_written = {}
+
     # ------------------------------------------------------------------ reading
+
+    def last_written(self, sink: str) -> int | None:
+        """The seq of the newest batch this process put for ``sink`` (None: none yet)."""
+        return self._last_written.get(sink)
+
+    def waiting_mine(self, sink: str) -> int:
+        """MCPs of ``sink`` still waiting that this process put, or that were put before them
+        (they go first): what stands between this process's events and their destination."""
+        last = self._last_written.get(sink)
+        if last is None:
+            return 0
+        row = (
+            self._db.connection()
+            .execute(
+                "SELECT COALESCE(SUM(count), 0) FROM batches WHERE sink = ? AND seq <= ?",
+                (sink, last),
+            )
+            .fetchone()
+        )
+        return int(row[0])
 
     def waiting(self, sink: str | None = None) -> int:
         """Rows waiting for ``sink`` (or for all sinks). O(1): read from the counters."""

@@ -53,7 +53,7 @@ class RecordingDispatcher:
     sinks: Any
     config: Any
     mcps: list[Any] = attrs.field(factory=list)
-    flushes: list[float] = attrs.field(factory=list)
+    flushes: list[tuple[float, bool]] = attrs.field(factory=list)
     fail: bool = False
 
     def submit(self, mcps: Sequence[Any]) -> None:
@@ -61,8 +61,8 @@ class RecordingDispatcher:
             raise RuntimeError("dispatcher down")
         self.mcps.extend(mcps)
 
-    def flush(self, timeout: float) -> None:
-        self.flushes.append(timeout)
+    def flush(self, timeout: float, *, only_own: bool = False) -> None:
+        self.flushes.append((timeout, only_own))
 
     # -- views ------------------------------------------------------------------------------------
 

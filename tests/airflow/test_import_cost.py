@@ -61,3 +61,39 @@ def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
     }
     assert "datahub_airflow_listener.adapter.listener" in ours
     print(f"plugin import: {result['ms']:.1f} ms, {len(result['new'])} new modules")
+
+
+STARTING_PROBE = """
+import json, sys
+from datahub_airflow_listener.adapter.listener import get_listener
+get_listener().on_starting()  # what a scheduler does before forking workers
+print(json.dumps({m: m in sys.modules for m in (
+    "datahub_airflow_listener.transport.dispatcher", "requests")}))
+"""
+
+
+def _loaded_after_on_starting(extra_env: dict[str, str]) -> dict[str, bool]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATAHUB__")}
+    env.update(extra_env)
+    out = subprocess.run(
+        [sys.executable, "-c", STARTING_PROBE],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    loaded: dict[str, bool] = json.loads(out.strip().splitlines()[-1])
+    return loaded
+
+
+def test_on_starting_preloads_the_sender_for_forked_task_processes(tmp_path) -> None:
+    """Task processes fork from the scheduler's executor workers: what on_starting imported
+    there, they inherit instead of importing on their first hook."""
+    home = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DATAHUB__ENABLED": "True"}
+    assert _loaded_after_on_starting(home) == {
+        "datahub_airflow_listener.transport.dispatcher": True,
+        "requests": True,
+    }
+    disabled = _loaded_after_on_starting({**home, "AIRFLOW__DATAHUB__ENABLED": "False"})
+    assert disabled == {"datahub_airflow_listener.transport.dispatcher": False, "requests": False}

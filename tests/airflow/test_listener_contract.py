@@ -314,7 +314,7 @@ def test_before_stopping_flushes_with_the_configured_deadline(
     config.reset_config()
     call_hook(core_manager(), "on_dag_run_running", dag_run=make_dag_run(), msg="started")
     call_hook(core_manager(), "before_stopping", component=object())
-    assert recorder.flushes == [1.5]
+    assert recorder.flushes == [(1.5, True)]  # a stopping process: its own events
 
 
 def test_before_stopping_without_events_builds_nothing(registered: Any, recorder: Any) -> None:

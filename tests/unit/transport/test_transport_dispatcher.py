@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -214,6 +215,37 @@ def test_flush_alone_ships_leftovers(outbox_path: Path) -> None:
     report = dispatcher.flush(5)  # e.g. a "flush" command: no submit, no thread
     assert report.ok and seqs(sink.wire_mcps) == [0, 1, 2]
     assert dispatcher._thread is None
+
+
+def records(run: str, seq_numbers: range) -> list[WireRecord]:
+    return [WireRecord.from_wire(mcp(run, i).to_wire()) for i in seq_numbers]
+
+
+def test_an_exiting_process_delivers_its_own_events_and_what_is_ahead(outbox_path: Path) -> None:
+    Outbox(outbox_path).put("rec", records("before", range(2)))  # another process, earlier
+    dispatcher, sink = recording_dispatcher(outbox_path, batch_rows=1)
+    dispatcher.outbox.put("rec", records("mine", range(2, 4)))  # as this process spooled them
+    Outbox(outbox_path).put("rec", records("after", range(4, 6)))  # another process, later
+    report = dispatcher.flush(5, only_own=True)
+    assert report.ok
+    assert seqs(sink.wire_mcps) == [0, 1, 2, 3]  # not the later rows: not its business
+    assert dispatcher.outbox.waiting("rec") == 2
+    assert dispatcher.flush(5).ok  # a full flush (the CLI's) takes them too
+    assert seqs(sink.wire_mcps) == [0, 1, 2, 3, 4, 5]
+
+
+def test_an_exiting_process_leaves_a_sink_another_live_process_ships(outbox_path: Path) -> None:
+    shipping = f"{socket.gethostname()}:{os.getppid()}:other"  # a live process on this host
+    assert Outbox(outbox_path).acquire("rec", shipping, ttl_sec=60)
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    dispatcher.outbox.put("rec", records("mine", range(3)))
+    started = time.monotonic()
+    report = dispatcher.flush(3, only_own=True)
+    assert time.monotonic() - started < 0.5  # no waiting on the other process's delivery
+    assert report.waiting == 3 and not sink.records  # durable, for the lease holder to ship
+    started = time.monotonic()
+    assert dispatcher.flush(0.3).timed_out  # a full flush waits for the lease, bounded
+    assert time.monotonic() - started >= 0.3
 
 
 def test_memory_bound_drops_the_oldest_submissions(outbox_path: Path) -> None:
