@@ -125,6 +125,12 @@ def resolve_sink(config: DatahubConfig, conn_id: str) -> SinkSpec:
     return kind, settings
 
 
+# Imported by on_starting (see Runtime.preload); the first hooks of a task process need them.
+_PRELOADED: Final = (
+    "datahub_airflow_listener.transport.dispatcher",
+    "datahub_airflow_listener.adapter.templates",
+)
+
 # The dispatcher factory: (named sink factories, config) -> Dispatcher. Replaceable for tests.
 SinkFactories = list[tuple[str, Callable[[], Any]]]
 DispatcherFactory = Callable[[SinkFactories, DatahubConfig], Dispatcher]
@@ -166,7 +172,8 @@ class Runtime:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def preload(self) -> None:
-        """Import the sender and the REST transport (``requests``) now, after :meth:`prepare`.
+        """Import the sender, the task-end lineage code and the REST transport (``requests``)
+        now, after :meth:`prepare`.
 
         Called from ``on_starting``, which the scheduler runs before its executor forks the
         workers that fork task processes: they then inherit these modules instead of importing
@@ -174,7 +181,8 @@ class Runtime:
         SDK process knows its connections by now and imports ``requests`` only for a
         ``datahub-rest`` one; elsewhere connections are resolved later, on the sender's thread.
         """
-        importlib.import_module("datahub_airflow_listener.transport.dispatcher")
+        for module in _PRELOADED:
+            importlib.import_module(module)
         if compat.in_task_sdk_process() and all(
             kind != "datahub-rest" for kind, _ in self._resolved.values()
         ):
