@@ -68,7 +68,10 @@ import json, sys
 from datahub_airflow_listener.adapter.listener import get_listener
 get_listener().on_starting()  # what a scheduler does before forking workers
 print(json.dumps({m: m in sys.modules for m in (
-    "datahub_airflow_listener.transport.dispatcher", "requests")}))
+    "datahub_airflow_listener.transport.dispatcher",
+    "datahub_airflow_listener.adapter.templates",
+    "requests",
+)}))
 """
 
 
@@ -91,9 +94,6 @@ def test_on_starting_preloads_the_sender_for_forked_task_processes(tmp_path) -> 
     """Task processes fork from the scheduler's executor workers: what on_starting imported
     there, they inherit instead of importing on their first hook."""
     home = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DATAHUB__ENABLED": "True"}
-    assert _loaded_after_on_starting(home) == {
-        "datahub_airflow_listener.transport.dispatcher": True,
-        "requests": True,
-    }
+    assert set(_loaded_after_on_starting(home).values()) == {True}
     disabled = _loaded_after_on_starting({**home, "AIRFLOW__DATAHUB__ENABLED": "False"})
-    assert disabled == {"datahub_airflow_listener.transport.dispatcher": False, "requests": False}
+    assert set(disabled.values()) == {False}
