@@ -13,13 +13,17 @@ Three parts (``--part``; default all), each against the Airflow of this interpre
                end task; every task a real task process) through LocalExecutor, with the plugin
                (sending to the loopback fake GMS) against without it (target: <= 2 % slower).
                Measured as the DAG run's end_date - start_date from the REST API.
+``hooks``      time spent inside the plugin's listener hooks in each process of one run of
+               that DAG (a ``sitecustomize`` times every hook of the listener class): per
+               task process the sum of its hooks (on_starting, running, success,
+               before_stopping with its flush), and per hook; the scheduler's hooks too.
 
 "Without the plugin" is the same installation with the distribution hidden from
 ``importlib.metadata`` (a ``sitecustomize`` on PYTHONPATH filters it out of
 ``distributions()``), so Airflow finds neither its ``airflow.plugins`` nor its provider entry
 point -- exactly what uninstalling it would do, without a second venv.
 
-Usage: ``PYTHONPATH=. python bench/bench_airflow.py [--part counts|import|scheduler]
+Usage: ``PYTHONPATH=. python bench/bench_airflow.py [--part counts|import|scheduler|hooks]
 [--tasks 100] [--repeat 1] [--import-reps 7]``.
 """
 
@@ -108,6 +112,35 @@ LOAD_PROBE = textwrap.dedent(
                       "listeners": len(get_listener_manager().pm.get_plugins())}))
     """
 )
+
+
+TIME_HOOKS_SITECUSTOMIZE = """\
+# Written by bench/bench_airflow.py: time every listener hook of datahub-airflow-listener in
+# this process and append one JSON line per call to $DHAL_BENCH_TIMINGS/<pid>.jsonl.
+import functools, json, os, time
+
+def _timed(name, func):
+    @functools.wraps(func)  # keeps pluggy's marker and the signature it reads
+    def hook(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            path = os.path.join(os.environ["DHAL_BENCH_TIMINGS"], f"{os.getpid()}.jsonl")
+            with open(path, "a") as out:
+                out.write(json.dumps({"hook": name, "ms": ms}) + "\\n")
+    return hook
+
+try:
+    from datahub_airflow_listener.adapter.listener import DatahubListener as _L
+except Exception:
+    pass
+else:
+    for _name, _func in list(vars(_L).items()):
+        if _name.startswith(("on_", "before_")) and callable(_func):
+            setattr(_L, _name, _timed(_name, _func))
+"""
 
 
 def hide_plugin_env(workdir: Path) -> dict[str, str]:
@@ -333,9 +366,69 @@ def part_scheduler(base: AirflowEnv, work: Path, n_tasks: int, repeat: int) -> N
     print(f"  median: with {w:.1f} s, without {wo:.1f} s, difference {100 * (w - wo) / wo:+.1f} %")
 
 
+def time_hooks_env(workdir: Path, timings: Path) -> dict[str, str]:
+    """Environment additions that time the plugin's hooks in every Airflow process."""
+    site = workdir / "time-hooks"
+    site.mkdir(parents=True, exist_ok=True)
+    timings.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(TIME_HOOKS_SITECUSTOMIZE)
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "DHAL_BENCH_TIMINGS": str(timings)}
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def part_hooks(base: AirflowEnv, work: Path, n_tasks: int) -> None:
+    print(f"\n== time inside the plugin's hooks, one run of a {n_tasks}-task DAG (LocalExecutor)")
+    dags = work / "hooks-dags"
+    dag_id = _fanout_dag(dags, n_tasks)
+    env = base.clone(work / "hooks", dags_folder=dags)
+    timings = work / "hook-timings"
+    gms = FakeGms(keep_mcps=False).start()
+    try:
+        extra = {**datahub_env(gms_url=gms.url), **time_hooks_env(work, timings)}
+        with env.deployment(env=extra) as dep:
+            run_id = dep.trigger(dag_id)
+            state = dep.wait_for_run(dag_id, run_id, timeout=1800)
+            time.sleep(3)  # the scheduler's end-of-run events
+    finally:
+        gms.stop()
+    per_process = {
+        path.stem: [json.loads(line) for line in path.read_text().splitlines()]
+        for path in timings.glob("*.jsonl")
+    }
+    tasks = [
+        calls
+        for calls in per_process.values()
+        if any(c["hook"] == "on_task_instance_running" for c in calls)
+    ]
+    totals = [sum(c["ms"] for c in calls) for calls in tasks]
+    print(f"  run {state}; {len(tasks)} task processes, GMS accepted {gms.accepted_count} MCPs")
+    if totals:
+        print(
+            f"  per task process, all hooks: p50 {_pct(totals, 0.5):6.1f} ms   "
+            f"p90 {_pct(totals, 0.9):6.1f} ms   max {max(totals):6.1f} ms"
+        )
+    by_hook: dict[str, list[float]] = {}
+    for calls in tasks:
+        for call in calls:
+            by_hook.setdefault(call["hook"], []).append(call["ms"])
+    for hook, values in sorted(by_hook.items()):
+        print(f"    {hook:<26} p50 {_pct(values, 0.5):6.1f} ms   p90 {_pct(values, 0.9):6.1f} ms")
+    others = [calls for calls in per_process.values() if calls not in tasks]
+    for calls in others:
+        summary = ", ".join(f"{c['hook']} {c['ms']:.1f} ms" for c in calls[:6])
+        print(f"  other process: {summary}{' ...' if len(calls) > 6 else ''}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("counts", "import", "scheduler", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("counts", "import", "scheduler", "hooks", "all"), default="all"
+    )
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--import-reps", type=int, default=7)
@@ -348,12 +441,14 @@ def main() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     base = AirflowEnv(work / "base", EXAMPLE_DAGS)
-    if args.part in ("counts", "scheduler", "all"):
+    if args.part in ("counts", "scheduler", "hooks", "all"):
         base.migrate()
     if args.part in ("counts", "all"):
         part_counts(base, work)
     if args.part in ("import", "all"):
         part_import(base, work, args.import_reps)
+    if args.part in ("hooks", "all"):
+        part_hooks(base, work, min(args.tasks, 30))
     if args.part in ("scheduler", "all"):
         part_scheduler(base, work, args.tasks, args.repeat)
     if args.keep:

@@ -24,8 +24,8 @@ Contract:
 * ``flush(timeout)`` first moves everything still in memory to the outbox (fast, always), then
   delivers until the deadline; it never waits longer than ``timeout``. An exiting process
   (``before_stopping``, and an ``atexit`` handler with ``flush_timeout_sec``, default 2 s)
-  flushes ``only_own``: it delivers what it submitted (and what waits ahead of it), and leaves
-  at once when another live process is shipping that sink. What is not delivered stays in the
+  flushes ``only_own``: it waits only until what it submitted (and what is ahead of it) is
+  delivered, by itself or by the process shipping the sink. What is not delivered stays in the
   outbox for the next process that runs a sender, or for ``flush`` from the command line.
 * Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
   threads; it starts its own on its first submit. The parent's pending events stay the
@@ -147,7 +147,6 @@ class _Sink:
     failures: int = 0
     retry_at: float = 0.0  # time.monotonic() before which we do not try
     has_work: bool = True  # assume leftovers until the outbox says otherwise
-    leased_elsewhere: bool = False  # the last claim found another live process shipping it
     fallback: list[WireRecord] = attrs.field(factory=list)  # outbox unwritable: kept here
 
 
@@ -446,7 +445,6 @@ class Dispatcher:
                     self.config.batch_rows,
                     ttl_sec=self.config.lease_ttl_sec,
                 )
-                sink.leased_elsewhere = rows is None
                 if rows is None:  # another live process is shipping this sink
                     sink.has_work = True
                     sink.retry_at = time.monotonic() + min(1.0, self.config.poll_interval_sec)
@@ -536,10 +534,9 @@ class Dispatcher:
         """Spool memory to the outbox, then deliver until done or ``timeout`` (bounded).
 
         Done means the whole backlog of every sink; with ``only_own`` (a process about to
-        exit) it means what this process submitted, and whatever waits ahead of it. A sink
-        that another live process is shipping is then left to it at once: this process's
-        events are already durable in the outbox, so an exiting task never waits on another
-        process's delivery.
+        exit) it means what this process submitted, and whatever waits ahead of it, delivered
+        by this process or by another one shipping the sink meanwhile: an exiting task does not
+        wait for events submitted after its own.
         """
         started = time.monotonic()
         timeout = self.config.flush_timeout_sec if timeout is None else max(0.0, timeout)
@@ -561,10 +558,10 @@ class Dispatcher:
                     through = self.outbox.last_written(sink.name) if only_own else None
                     if self._ship(sink, deadline, through):
                         continue
-                    if sink.failures > failures or (only_own and sink.leased_elsewhere):
-                        given_up.add(sink.name)  # failed, or handed over: do not spin
+                    if sink.failures > failures:
+                        given_up.add(sink.name)  # failed during this flush: do not spin
                     else:
-                        finished = False
+                        finished = False  # e.g. another process is shipping: look again
                 if finished:
                     break
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))

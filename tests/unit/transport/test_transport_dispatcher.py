@@ -234,18 +234,31 @@ def test_an_exiting_process_delivers_its_own_events_and_what_is_ahead(outbox_pat
     assert seqs(sink.wire_mcps) == [0, 1, 2, 3, 4, 5]
 
 
-def test_an_exiting_process_leaves_a_sink_another_live_process_ships(outbox_path: Path) -> None:
+def test_an_exiting_process_waits_only_for_its_own_events(outbox_path: Path) -> None:
     shipping = f"{socket.gethostname()}:{os.getppid()}:other"  # a live process on this host
-    assert Outbox(outbox_path).acquire("rec", shipping, ttl_sec=60)
+    other = Outbox(outbox_path)
+    assert other.acquire("rec", shipping, ttl_sec=60)
     dispatcher, sink = recording_dispatcher(outbox_path)
     dispatcher.outbox.put("rec", records("mine", range(3)))
+    other.put("rec", records("later", range(3, 5)))
     started = time.monotonic()
-    report = dispatcher.flush(3, only_own=True)
-    assert time.monotonic() - started < 0.5  # no waiting on the other process's delivery
-    assert report.waiting == 3 and not sink.records  # durable, for the lease holder to ship
+    report = dispatcher.flush(0.3, only_own=True)  # the holder ships nothing: bounded
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert report.timed_out and report.waiting == 3 and not sink.records
+
+    def holder_ships_mine() -> None:
+        time.sleep(0.2)
+        rows = other.claim("rec", shipping, 3, ttl_sec=60) or []
+        other.settle("rec", rows[:3])  # what the other process delivered
+
+    thread = threading.Thread(target=holder_ships_mine)
+    thread.start()
     started = time.monotonic()
-    assert dispatcher.flush(0.3).timed_out  # a full flush waits for the lease, bounded
-    assert time.monotonic() - started >= 0.3
+    report = dispatcher.flush(5, only_own=True)
+    thread.join()
+    assert time.monotonic() - started < 2.0  # done when its own are, not the later ones
+    assert report.ok and not sink.records
+    assert dispatcher.outbox.waiting("rec") == 2
 
 
 def test_memory_bound_drops_the_oldest_submissions(outbox_path: Path) -> None:
