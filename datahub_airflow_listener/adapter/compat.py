@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
@@ -318,6 +318,36 @@ def _read_detached(dag_run: Any) -> list[Any]:
         for ti in tis:  # detach with every column loaded, so nothing lazy-loads later
             private.expunge(ti)
         return tis
+    finally:
+        private.rollback()
+        private.close()
+
+
+def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
+    """Load a DagRun in a private, read-only session on Airflow's engine and call ``use`` with
+    it while the session is open (its task instances load through it). False if no such run.
+
+    For a background thread (never a hook's thread): the session is not the thread's scoped
+    session, is rolled back and closed, so nothing of Airflow's transaction is touched.
+    """
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy.orm import Session
+
+    engine = getattr(settings, "engine", None)
+    if engine is None:
+        return False
+    private = Session(bind=engine, autoflush=False, expire_on_commit=False)
+    try:
+        dag_run = (
+            private.query(DagRun)
+            .filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+            .one_or_none()
+        )
+        if dag_run is None:
+            return False
+        use(dag_run)
+        return True
     finally:
         private.rollback()
         private.close()

@@ -24,6 +24,9 @@ flush_timeout_sec              2                         deadline of the flush a
 outbox_max_rows                100000                    bound of the local outbox (oldest dropped)
 outbox_path                    $AIRFLOW_HOME/datahub     directory of the outbox / local store
 kill_switch_file               <outbox_path>/disabled    this file existing disables every hook
+reconcile_interval_sec         60                        Airflow 2: how often the scheduler looks
+                                                         for the end of runs it saw start that
+                                                         ended without a hook (marked in the UI)
 =============================  ========================  ==========================================
 
 Allow/deny JSON has the official plugin's shape: ``{"allow": [...], "deny": [...],
@@ -238,6 +241,7 @@ class DatahubConfig:
     outbox_path: str = attrs.field(factory=lambda: os.path.join(_default_home(), "datahub"))
     kill_switch_file: str = ""
     sample_dags: SamplePolicy = attrs.field(factory=SamplePolicy)
+    reconcile_interval_sec: float = 60.0
 
     def __attrs_post_init__(self) -> None:
         if not self.kill_switch_file:
@@ -331,6 +335,7 @@ _KNOWN_KEYS: Final = frozenset(
         "outbox_path",
         "kill_switch_file",
         "sample_dags",
+        "reconcile_interval_sec",
     }
 )
 
@@ -382,6 +387,7 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         outbox_path=outbox_path,
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
         sample_dags=r.parse("sample_dags", SamplePolicy(), parse_sample_dags),
+        reconcile_interval_sec=r.parse("reconcile_interval_sec", 60.0, _positive_float),
     )
 
 

@@ -69,6 +69,15 @@ class _Memory:
         with self._lock:
             return key in self._items
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def snapshot(self) -> list[Any]:
+        """The keys, oldest first (a copy)."""
+        with self._lock:
+            return list(self._items)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -81,6 +90,10 @@ class RunRecorder:
         self._dag_runs_started = _Memory()
         self._tries_started = _Memory()
         self._tries_ended = _Memory()
+        # Airflow 2: runs whose start this process sent and whose end it has not seen yet.
+        self._open_runs = _Memory()
+        self._reconciler: threading.Thread | None = None
+        self._reconciler_lock = threading.Lock()
         self._pid = os.getpid()
 
     # -- hooks ------------------------------------------------------------------------------------
@@ -107,6 +120,9 @@ class RunRecorder:
         mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
         mcps.extend(runtime.mapper.dag_run_started(facts))
         runtime.submit(mcps)
+        if not compat.is_airflow_3():
+            self._open_runs.add((facts.dag_id, facts.run_id))
+            self._start_reconciler(runtime.config.reconcile_interval_sec)
 
     def task_running(self, ti: Any) -> None:
         found = self._try(ti)
@@ -165,6 +181,7 @@ class RunRecorder:
         self._dag_runs_started.clear()
         self._tries_started.clear()
         self._tries_ended.clear()
+        self._open_runs.clear()
 
     def _task_facts(
         self, runtime: Runtime, ti: Any, dag_run: Any, *, task: Any = None, iolets: bool = True
@@ -240,6 +257,7 @@ class RunRecorder:
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
         if facts is None:
             return
+        self._open_runs.discard((facts.dag_id, facts.run_id))
         key = _dag_run_key(facts)
         mcps: list[Any] = []
         if key in self._dag_runs_started:
@@ -257,6 +275,60 @@ class RunRecorder:
         result, _native = extract.dag_run_result(facts.state)
         mcps.extend(runtime.mapper.dag_run_completed(facts, result))
         runtime.submit(mcps)
+
+    # -- Airflow 2: runs that end without a hook ------------------------------------------------
+
+    def _start_reconciler(self, interval_sec: float) -> None:
+        thread = self._reconciler
+        if thread is not None and thread.is_alive():
+            return
+        with self._reconciler_lock:
+            if self._reconciler is not None and self._reconciler.is_alive():
+                return
+            self._reconciler = threading.Thread(
+                target=self._reconcile_forever,
+                args=(interval_sec,),
+                name="datahub-listener-reconciler",
+                daemon=True,
+            )
+            self._reconciler.start()
+
+    def _reconcile_forever(self, interval_sec: float) -> None:
+        failures = 0
+        while True:
+            time.sleep(interval_sec)
+            try:
+                self.reconcile()
+                failures = 0
+            except Exception as exc:  # keep the thread alive; one line per streak of failures
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "datahub-airflow-listener: could not look for runs marked in the UI: %s",
+                        one_line(exc),
+                    )
+
+    def reconcile(self) -> int:
+        """Close the runs this process saw start whose end fired no hook; return how many.
+
+        Airflow 2 fires no hook when a DAG run is marked success or failed in the UI or the
+        REST API, so its instance would stay STARTED. The scheduler's reconciler thread reads
+        each run it saw start (a private read-only session) and, once the run has ended,
+        records its end exactly as the end hook would have, closing its task tries too.
+        """
+        closed = 0
+        for key in self._open_runs.snapshot():
+            dag_id, run_id = key
+
+            def finish(dag_run: Any) -> None:
+                nonlocal closed
+                if compat.enum_value(getattr(dag_run, "state", None)) in ("success", "failed"):
+                    self.dag_run_finished(dag_run)
+                    closed += 1
+
+            if not compat.read_dag_run(dag_id, run_id, finish):
+                self._open_runs.discard((dag_id, run_id))  # deleted meanwhile
+        return closed
 
     def _close_task_instances(
         self, runtime: Runtime, dag_run: Any, run_end_ms: int | None, timed_out: bool

@@ -42,6 +42,7 @@ def test_defaults_match_the_official_plugins() -> None:
     assert config.capture_tags_info is True
     assert config.materialize_iolets is True
     assert config.flush_timeout_sec == 2.0
+    assert config.reconcile_interval_sec == 60.0
     assert config.outbox_max_rows == 100_000
     assert config.outbox_path == os.path.join(os.environ["AIRFLOW_HOME"], "datahub")
     assert config.kill_switch_file == os.path.join(config.outbox_path, "disabled")
@@ -67,6 +68,7 @@ def test_every_key_is_read() -> None:
             "outbox_max_rows": "10",
             "outbox_path": "/var/lib/dh",
             "kill_switch_file": "/run/dh-off",
+            "reconcile_interval_sec": "5",
         }
     )
     assert config == DatahubConfig(
@@ -87,6 +89,7 @@ def test_every_key_is_read() -> None:
         outbox_max_rows=10,
         outbox_path="/var/lib/dh",
         kill_switch_file="/run/dh-off",
+        reconcile_interval_sec=5.0,
     )
     assert config.dag_allowed("etl_orders")
     assert config.dag_allowed("ETL_orders")  # ignoreCase defaults to true, as the official
@@ -102,6 +105,7 @@ def test_every_key_is_read() -> None:
         ("flush_timeout_sec", "-1", "flush_timeout_sec", 2.0),
         ("flush_timeout_sec", "nan", "flush_timeout_sec", 2.0),
         ("flush_timeout_sec", "soon", "flush_timeout_sec", 2.0),
+        ("reconcile_interval_sec", "0", "reconcile_interval_sec", 60.0),
         ("outbox_max_rows", "0", "outbox_max_rows", 100_000),
         ("outbox_max_rows", "1e3", "outbox_max_rows", 100_000),
         ("cluster", "a,b", "cluster", "prod"),

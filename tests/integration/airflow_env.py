@@ -513,6 +513,11 @@ class Deployment:
         quoted = urllib.parse.quote(run_id, safe="")
         self.api("POST", f"/dags/{dag_id}/dagRuns/{quoted}/clear", {"dry_run": False})
 
+    def mark_run(self, dag_id: str, run_id: str, state: str) -> None:
+        """Set a run's state through the REST API (the UI's "Mark as failed/success")."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        self.api("PATCH", f"/dags/{dag_id}/dagRuns/{quoted}", {"state": state})
+
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         quoted = urllib.parse.quote(run_id, safe="")
         state = self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}")["state"]

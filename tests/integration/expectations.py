@@ -97,6 +97,11 @@ EXPECTED: Final[dict[str, DagExpectation]] = {
         # Airflow sets the running task to skipped when the run times out
         tasks={"quick": {-1: {1: S}}, "slow": {-1: {1: "SKIPPED:skipped"}}},
     ),
+    "scenario_marked_failed": DagExpectation(
+        dag_result=F,
+        # marking the run failed fails the running task and skips the ones not started
+        tasks={"sleeper": {-1: {1: F}}, "after": {-1: {None: "SKIPPED:skipped"}}},
+    ),
     "scenario_upstream_failed": DagExpectation(
         dag_result=F,
         tasks={

@@ -9,7 +9,9 @@ Scenarios (Airflow fires no task end hook in any of them, see AIRFLOW_NOTES.md):
 
 * ``scenario_kill9``: the task process is SIGKILLed on its last attempt;
 * ``scenario_dagrun_timeout``: the run times out while a task runs;
-* ``scenario_upstream_failed``: a failure makes the rest of its chain upstream_failed.
+* ``scenario_upstream_failed``: a failure makes the rest of its chain upstream_failed;
+* ``scenario_marked_failed``: the run is marked failed through the REST API while a task runs
+  (Airflow 2 fires no hook: the scheduler's reconciler, every 2 s here, records its end).
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ from tests.support.fake_gms import FakeGms
 pytestmark = pytest.mark.scheduler
 
 EXAMPLES = ("etl_orders", "taskflow_mapping", "flaky_retry", "branching")
-SCENARIOS = ("scenario_kill9", "scenario_dagrun_timeout", "scenario_upstream_failed")
+SCENARIOS = (
+    "scenario_kill9",
+    "scenario_dagrun_timeout",
+    "scenario_upstream_failed",
+    "scenario_marked_failed",
+)
 RECORD_DEADLINE = 45.0  # after the run ended: background flush in the scheduler and tasks
 
 
@@ -78,7 +85,12 @@ def running(
     dags = combined_dags_folder(root / "dags", EXAMPLE_DAGS, SCENARIO_DAGS)
     home = migrated_home.clone(root / "home", dags_folder=dags)
     out = root / "datahub-out.json"
-    with home.deployment(env=datahub_env(file_path=out, gms_url=fake_gms.url)) as dep:
+    env = datahub_env(
+        file_path=out,
+        gms_url=fake_gms.url,
+        extra={"AIRFLOW__DATAHUB__RECONCILE_INTERVAL_SEC": "2"},
+    )
+    with home.deployment(env=env) as dep:
         state = Running(dep, out, fake_gms)
         # scenarios first: their slow tasks then overlap the examples instead of following them
         for dag_id in (*SCENARIOS, *EXAMPLES):
@@ -192,6 +204,18 @@ def test_upstream_failed_chain_is_closed(running: Running) -> None:
     }
     _, problems = running.wait_recorded(dag_id)
     assert not problems, "\n".join(problems)
+
+
+def test_run_marked_failed_through_the_api_is_closed(running: Running) -> None:
+    dag_id = "scenario_marked_failed"
+    run_id = running.run_ids[dag_id]
+    running.dep.wait_for_task(dag_id, run_id, "sleeper", lambda ti: ti["state"] == "running")
+    time.sleep(2)  # let the try's STARTED leave the task process
+    running.dep.mark_run(dag_id, run_id, "failed")
+    assert running.dep.wait_for_run(dag_id, run_id) == "failed"
+    rec, problems = running.wait_recorded(dag_id)
+    assert not problems, "\n".join(problems)
+    assert not rec.flow_run(dag_id, run_id).open_attempts()
 
 
 def test_nothing_left_open_after_all_runs(running: Running) -> None:
