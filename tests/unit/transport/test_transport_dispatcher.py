@@ -130,6 +130,23 @@ def test_flush_delivers_everything_in_submission_order(outbox_path: Path) -> Non
     dispatcher.close()
 
 
+def test_flush_counts_what_the_shipper_thread_is_still_settling(outbox_path: Path) -> None:
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    settle = dispatcher.outbox.settle
+
+    def slow_settle(*args: Any, **kwargs: Any) -> int:
+        done = settle(*args, **kwargs)
+        time.sleep(0.3)  # committed (the outbox says nothing waits), not yet counted
+        return done
+
+    dispatcher.outbox.settle = slow_settle  # type: ignore[method-assign]
+    dispatcher.submit(run_events("r", 0))
+    assert wait_until(lambda: len(sink.records) == 2 and dispatcher.outbox.waiting("rec") == 0)
+    report = dispatcher.flush(5)
+    assert report.ok and report.delivered == 2
+    dispatcher.close()
+
+
 def test_last_observed_is_the_submission_time(outbox_path: Path) -> None:
     dispatcher, sink = recording_dispatcher(outbox_path, run_id="airflow-run-x")
     before = int(time.time() * 1000)
