@@ -28,12 +28,13 @@ What differs, and where it is handled:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
@@ -305,22 +306,33 @@ def read_task_instances(dag_run: Any) -> list[Any]:
     return []
 
 
-def _read_detached(dag_run: Any) -> list[Any]:
+@contextlib.contextmanager
+def _private_session() -> Iterator[Any]:
+    """A read-only session on Airflow's engine that is not a thread's scoped session (None
+    when there is no engine); rolled back and closed after use."""
     from airflow import settings
     from sqlalchemy.orm import Session
 
     engine = getattr(settings, "engine", None)
     if engine is None:
-        return []
+        yield None
+        return
     private = Session(bind=engine, autoflush=False, expire_on_commit=False)
     try:
+        yield private
+    finally:
+        private.rollback()
+        private.close()
+
+
+def _read_detached(dag_run: Any) -> list[Any]:
+    with _private_session() as private:
+        if private is None:
+            return []
         tis = list(dag_run.get_task_instances(session=private))
         for ti in tis:  # detach with every column loaded, so nothing lazy-loads later
             private.expunge(ti)
         return tis
-    finally:
-        private.rollback()
-        private.close()
 
 
 def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
@@ -330,15 +342,11 @@ def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
     For a background thread (never a hook's thread): the session is not the thread's scoped
     session, is rolled back and closed, so nothing of Airflow's transaction is touched.
     """
-    from airflow import settings
     from airflow.models.dagrun import DagRun
-    from sqlalchemy.orm import Session
 
-    engine = getattr(settings, "engine", None)
-    if engine is None:
-        return False
-    private = Session(bind=engine, autoflush=False, expire_on_commit=False)
-    try:
+    with _private_session() as private:
+        if private is None:
+            return False
         dag_run = (
             private.query(DagRun)
             .filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
@@ -348,9 +356,6 @@ def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
             return False
         use(dag_run)
         return True
-    finally:
-        private.rollback()
-        private.close()
 
 
 # -- connections ----------------------------------------------------------------------------------

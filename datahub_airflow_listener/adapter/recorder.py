@@ -279,10 +279,7 @@ class RunRecorder:
     # -- Airflow 2: runs that end without a hook ------------------------------------------------
 
     def _start_reconciler(self, interval_sec: float) -> None:
-        thread = self._reconciler
-        if thread is not None and thread.is_alive():
-            return
-        with self._reconciler_lock:
+        with self._reconciler_lock:  # a forked child finds the parent's thread not alive
             if self._reconciler is not None and self._reconciler.is_alive():
                 return
             self._reconciler = threading.Thread(
@@ -317,8 +314,7 @@ class RunRecorder:
         records its end exactly as the end hook would have, closing its task tries too.
         """
         closed = 0
-        for key in self._open_runs.snapshot():
-            dag_id, run_id = key
+        for dag_id, run_id in self._open_runs.snapshot():
 
             def finish(dag_run: Any) -> None:
                 nonlocal closed

@@ -177,7 +177,7 @@ class Runtime:
 
         Called from ``on_starting``, which the scheduler runs before its executor forks the
         workers that fork task processes: they then inherit these modules instead of importing
-        them on their first hook (~70 ms per task process measured with Airflow 3.3). A task
+        them on their first hooks (~90 ms per task process measured with Airflow 3.3). A task
         SDK process knows its connections by now and imports ``requests`` only for a
         ``datahub-rest`` one; elsewhere connections are resolved later, on the sender's thread.
         """
