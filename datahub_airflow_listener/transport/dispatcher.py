@@ -25,8 +25,9 @@ Contract:
   delivers until the deadline; it never waits longer than ``timeout``. An exiting process
   (``before_stopping``, and an ``atexit`` handler with ``flush_timeout_sec``, default 2 s)
   flushes ``only_own``: it waits only until what it submitted (and what is ahead of it) is
-  delivered, by itself or by the process shipping the sink. What is not delivered stays in the
-  outbox for the next process that runs a sender, or for ``flush`` from the command line.
+  delivered, by itself or by the process shipping the sink, then hands the sink's lease back.
+  What is not delivered stays in the outbox for the next process that runs a sender, or for
+  ``flush`` from the command line.
 * Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
   threads; it starts its own on its first submit. The parent's pending events stay the
   parent's. The exit flush runs only in a process that submitted something.
@@ -198,6 +199,7 @@ class Dispatcher:
         self._dropped = 0
         self._warned_queue_full = False
         self._used = False  # submitted anything in this process (the exit flush cares)
+        self._retiring = False  # exiting: the shipper leaves other processes' events alone
         self._outbox_broken = False
         self._poll_at = 0.0
         with contextlib.suppress(Exception):
@@ -219,6 +221,7 @@ class Dispatcher:
                 self._drop_oldest_submission()
             pending.append((tuple(mcps), int(time.time() * 1000)))
             self._used = True
+            self._retiring = False
             if self._thread is None:
                 self._start_thread()
             if self._idle:
@@ -280,7 +283,7 @@ class Dispatcher:
             try:
                 self._poll_outbox()
                 for sink in self._sinks:
-                    if sink.has_work and time.monotonic() >= sink.retry_at:
+                    if sink.has_work and time.monotonic() >= sink.retry_at and not self._retiring:
                         self._ship(sink, deadline=None)
             except Exception:  # keep the thread alive whatever happens
                 log.warning("DataHub shipper failed; continuing", exc_info=True)
@@ -301,6 +304,8 @@ class Dispatcher:
                 self._wake.get_nowait()
 
     def _seconds_until_due(self) -> float:
+        if self._retiring:  # until a submit (or close) wakes it
+            return self.config.poll_interval_sec
         now = time.monotonic()
         due = self._poll_at
         for sink in self._sinks:
@@ -439,6 +444,8 @@ class Dispatcher:
         outbox = self.outbox
         try:
             while not self._closed and (deadline is None or time.monotonic() < deadline):
+                if deadline is None and self._retiring:  # the exit flush takes over
+                    return False
                 rows = outbox.claim(
                     sink.name,
                     self._holder,
@@ -536,11 +543,15 @@ class Dispatcher:
         Done means the whole backlog of every sink; with ``only_own`` (a process about to
         exit) it means what this process submitted, and whatever waits ahead of it, delivered
         by this process or by another one shipping the sink meanwhile: an exiting task does not
-        wait for events submitted after its own.
+        wait for events submitted after its own. Such a flush also retires the shipper thread
+        (until the next submit): it ends its step, gives the lease back and leaves the rest of
+        the backlog to the next sender, so a process never exits holding the sink.
         """
         started = time.monotonic()
         timeout = self.config.flush_timeout_sec if timeout is None else max(0.0, timeout)
         deadline = started + timeout
+        if only_own:
+            self._retiring = True
         try:
             self._spool(timeout=timeout)
             given_up: set[str] = set()

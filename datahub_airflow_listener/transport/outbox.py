@@ -135,7 +135,8 @@ def new_holder_id() -> str:
 
 
 def _holder_is_gone(holder: str) -> bool:
-    """True when ``holder`` names a process on this host that no longer exists."""
+    """True when ``holder`` names a process on this host that no longer runs: it does not
+    exist, or it exited and its parent has not reaped it yet (a zombie, on Linux)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     if host != _HOST or not pid_text.isdigit():
@@ -144,7 +145,17 @@ def _holder_is_gone(holder: str) -> bool:
         os.kill(int(pid_text), 0)
     except OSError as exc:
         return exc.errno == errno.ESRCH
-    return False
+    return _is_zombie(pid_text)
+
+
+def _is_zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows
+            # the last ")".
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:  # no /proc (not Linux), or it just went away
+        return False
 
 
 def _now_ms() -> int:

@@ -257,6 +257,71 @@ def test_many_task_processes_ship_one_outbox_in_per_run_order(gms: FakeGms, tmp_
     assert gms.violations == []
 
 
+EXITING_SHIPPER = textwrap.dedent(
+    """
+    import json, sys, time
+    from datahub_airflow_listener.transport import (
+        build_dispatcher, transport_factory, DispatcherConfig, Outbox, WireRecord)
+    from tests.support.fake_gms import StubMcp
+    settings, outbox, sink = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    d = build_dispatcher([(sink, transport_factory("datahub-rest", settings))], outbox,
+                         config=DispatcherConfig(flush_timeout_sec=10, batch_rows=1))
+    mine = "urn:li:dataProcessInstance:exiting"
+    d.submit([StubMcp(entity_urn=mine, seq=0), StubMcp(entity_urn=mine, seq=1,
+                                                        status="COMPLETE")])
+    while Outbox(outbox).waiting(sink) < 2:  # spooled: what follows is behind it
+        time.sleep(0.005)
+    later, other = "urn:li:dataProcessInstance:later", Outbox(outbox)  # another process
+    for i in range(30):
+        status = "STARTED" if i == 0 else ("COMPLETE" if i == 29 else "RUNNING")
+        other.put(sink, [WireRecord.from_wire(StubMcp(entity_urn=later, seq=i,
+                                                      status=status).to_wire())])
+    while Outbox(outbox).waiting(sink) > 30:  # its own are delivered, the later ones not
+        time.sleep(0.005)
+    """  # then exits: the atexit flush has nothing of its own left to wait for
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_process_that_exits_while_shipping_others_events_hands_the_sink_over(
+    gms: FakeGms, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    gms.delay_sec = 0.05  # its shipper is still busy with the later events when it exits
+    exiting = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            EXITING_SHIPPER,
+            json.dumps(rest_settings(gms.url)),
+            str(outbox),
+            SINK,
+        ],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    # Not reaped yet: a zombie, as a task process is until its supervisor waits for it.
+    assert wait_until(lambda: proc_state(exiting.pid) == "Z", 20)
+    assert dedupe(run_events(gms.accepted())["urn:li:dataProcessInstance:exiting"]) == [
+        (0, "STARTED"),
+        (1, "COMPLETE"),
+    ]
+    gms.delay_sec = 0
+    started = time.monotonic()
+    task = task_process(gms.url, outbox, "next", 5, 3.0)
+    assert task.wait(timeout=30) == 0
+    assert time.monotonic() - started < 10
+    assert Outbox(outbox).waiting(SINK) == 0  # the next task got the sink and delivered
+    events = {urn.rsplit(":", 1)[1]: dedupe(ev) for urn, ev in run_events(gms.accepted()).items()}
+    assert events["later"] == expected_run(30) and events["next"] == expected_run(5)
+    assert gms.violations == []
+    assert exiting.wait(timeout=5) == 0
+
+
+def proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def test_rows_of_a_killed_process_are_delivered_by_the_next_sender(
     gms: FakeGms, tmp_path: Path
 ) -> None:

@@ -278,6 +278,64 @@ def test_an_exiting_process_waits_only_for_its_own_events(outbox_path: Path) -> 
     assert dispatcher.outbox.waiting("rec") == 2
 
 
+class SlowRecording(RecordingTransport):
+    """Each emit takes ``delay`` seconds: the shipper is mid-step most of the time."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def emit_records(self, records: Any, *, deadline: float | None = None) -> Any:
+        time.sleep(self.delay)
+        return super().emit_records(records, deadline=deadline)
+
+
+def test_an_exiting_process_hands_the_sink_over_once_its_own_are_delivered(
+    outbox_path: Path,
+) -> None:
+    # The exiting process's shipper is busy with other processes' events when its own are
+    # done. It must stop there and give the lease back: a process that exits holding it (or
+    # lingers as a zombie its parent has not reaped) would keep every other sender off the
+    # sink until the lease expires.
+    sink = SlowRecording(0.15)
+    dispatcher = build_dispatcher([("rec", lambda: sink)], outbox_path, config=config(batch_rows=1))
+    with dispatcher._ship_lock:  # the shipper waits until the later rows are there too
+        dispatcher.submit(run_events("mine", 0))
+        assert wait_until(lambda: dispatcher.outbox.waiting("rec") == 2)
+        later = Outbox(outbox_path)
+        for i in range(2, 12):  # ten batches: ten steps of the shipper
+            later.put("rec", records("later", range(i, i + 1)))
+    report = dispatcher.flush(5, only_own=True)
+    assert report.ok
+    assert Outbox(outbox_path).counts("rec").lease_holder is None
+    shipped = len(sink.records)
+    assert 2 <= shipped < 12
+    time.sleep(0.5)  # it does not go on with the later rows behind the new holder's back
+    assert len(sink.records) == shipped
+    taker = Outbox(outbox_path)
+    assert taker.acquire("rec", "host:1:next", ttl_sec=60)  # the next sender takes over at once
+    taker.release("rec", "host:1:next")
+    dispatcher.submit(run_events("again", 20))  # a process that goes on submitting ships again
+    assert wait_until(lambda: 20 in seqs(sink.wire_mcps) and 21 in seqs(sink.wire_mcps))
+    dispatcher.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_zombie_lease_holder_does_not_keep_the_sink(outbox_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    holder = f"{socket.gethostname()}:{child.pid}:gone"
+    outbox = Outbox(outbox_path)
+    outbox.put("rec", records("left", range(2)))
+    assert outbox.acquire("rec", holder, ttl_sec=60)
+    assert wait_until(lambda: _proc_state(child.pid) == "Z")  # exited, not reaped yet
+    assert outbox.claim("rec", "host:1:next", 10) is not None
+    child.wait()
+
+
+def _proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def test_memory_bound_drops_the_oldest_submissions(outbox_path: Path) -> None:
     dispatcher, sink = recording_dispatcher(outbox_path, max_queue=10)
     with dispatcher._spool_lock:  # the spooler is busy: submissions pile up in memory
