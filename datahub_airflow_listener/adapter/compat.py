@@ -35,7 +35,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -356,6 +356,56 @@ def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
             return False
         use(dag_run)
         return True
+
+
+def runs_to_watch_after_restart(
+    job: Any, *, margin_sec: float, max_age_sec: float, limit: int
+) -> list[tuple[str, str]]:
+    """Airflow 2, a scheduler starting (``job`` is its Job): (dag_id, run_id) of the runs
+    whose end may still fire no hook, oldest first, at most ``limit``.
+
+    * runs still running: one may be marked in the UI later;
+    * runs that ended after the previous scheduler's last heartbeat (less ``margin_sec``, at
+      most ``max_age_sec`` ago): with no scheduler running, only a mark in the UI or the REST
+      API ends a run. With HA, another scheduler is alive, its heartbeat is recent and the
+      window is the margin: a run it ended there gets its (identical) end once more.
+
+    For a background thread: reads through :func:`_private_session`.
+    """
+    from airflow.jobs.job import Job
+    from airflow.models.dagrun import DagRun
+    from airflow.utils import timezone
+    from sqlalchemy import and_, func, or_
+
+    with _private_session() as private:
+        if private is None:
+            return []
+        previous = private.query(func.max(Job.latest_heartbeat)).filter(
+            Job.job_type == "SchedulerJob"
+        )
+        started = vars(job).get("start_date")  # read without touching the ORM instance
+        if started is not None:
+            previous = previous.filter(Job.start_date < started)
+        last_beat = previous.scalar()
+        wanted = [DagRun.state == "running"]
+        if last_beat is not None:
+            since = max(
+                _aware(last_beat) - timedelta(seconds=margin_sec),
+                timezone.utcnow() - timedelta(seconds=max_age_sec),
+            )
+            wanted.append(and_(DagRun.state.in_(("success", "failed")), DagRun.end_date >= since))
+        rows = (
+            private.query(DagRun.id, DagRun.dag_id, DagRun.run_id)
+            .filter(or_(*wanted))
+            .order_by(DagRun.id.desc())
+            .limit(limit)
+            .all()
+        )
+        return [(dag_id, run_id) for _, dag_id, run_id in reversed(rows)]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- connections ----------------------------------------------------------------------------------

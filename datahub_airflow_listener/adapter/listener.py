@@ -56,9 +56,9 @@ class DatahubListener:
     # -- lifecycle --------------------------------------------------------------------------------
 
     @hookimpl
-    def on_starting(self) -> None:
+    def on_starting(self, component: Any) -> None:
         with self._guard("on_starting"):
-            self._get_recorder().starting()
+            self._get_recorder().starting(component)
 
     @hookimpl
     def before_stopping(self) -> None:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = ["RunRecorder"]
 
 _MAX_REMEMBERED: Final = 10_000
+_RESTART_LOOKBACK_SEC: Final = 7 * 24 * 3600.0  # runs marked while no scheduler ran, at most
 
 
 class _Memory:
@@ -98,11 +99,13 @@ class RunRecorder:
 
     # -- hooks ------------------------------------------------------------------------------------
 
-    def starting(self) -> None:
+    def starting(self, component: Any = None) -> None:
         runtime = self._runtime()
         if runtime is not None:
             runtime.prepare()
             runtime.preload()
+            if _may_be_a_scheduler(component):
+                self._start_reconciler(runtime.config.reconcile_interval_sec, job=component)
 
     def stopping(self) -> None:
         runtime = get_runtime(create=False)
@@ -278,19 +281,23 @@ class RunRecorder:
 
     # -- Airflow 2: runs that end without a hook ------------------------------------------------
 
-    def _start_reconciler(self, interval_sec: float) -> None:
+    def _start_reconciler(self, interval_sec: float, job: Any = None) -> None:
         with self._reconciler_lock:  # a forked child finds the parent's thread not alive
             if self._reconciler is not None and self._reconciler.is_alive():
                 return
             self._reconciler = threading.Thread(
                 target=self._reconcile_forever,
-                args=(interval_sec,),
+                args=(interval_sec, job),
                 name="datahub-listener-reconciler",
                 daemon=True,
             )
             self._reconciler.start()
 
-    def _reconcile_forever(self, interval_sec: float) -> None:
+    def _reconcile_forever(self, interval_sec: float, job: Any = None) -> None:
+        if job is not None:
+            if _job_type(job) != "SchedulerJob":
+                return  # a triggerer, a task's LocalTaskJob...: nothing to reconcile here
+            self._watch_runs_from_before(job, interval_sec)
         failures = 0
         while True:
             time.sleep(interval_sec)
@@ -304,6 +311,33 @@ class RunRecorder:
                         "datahub-airflow-listener: could not look for runs marked in the UI: %s",
                         one_line(exc),
                     )
+
+    def _watch_runs_from_before(self, job: Any, interval_sec: float) -> None:
+        """A scheduler starting: also watch the runs an earlier scheduler saw start (still
+        running) and those marked while no scheduler ran (see
+        :func:`compat.runs_to_watch_after_restart`)."""
+        try:
+            runs = compat.runs_to_watch_after_restart(
+                job,
+                margin_sec=max(60.0, 2 * interval_sec),
+                max_age_sec=_RESTART_LOOKBACK_SEC,
+                limit=_MAX_REMEMBERED,
+            )
+        except Exception as exc:
+            log.warning(
+                "datahub-airflow-listener: could not read the runs open before this scheduler "
+                "started; runs marked in the UI before they end may stay open: %s",
+                one_line(exc),
+            )
+            return
+        for run in runs:
+            self._open_runs.add(run)
+        if runs:
+            log.info(
+                "datahub-airflow-listener: watching %d run(s) open or ended since the last "
+                "scheduler stopped",
+                len(runs),
+            )
 
     def reconcile(self) -> int:
         """Close the runs this process saw start whose end fired no hook; return how many.
@@ -389,6 +423,25 @@ class RunRecorder:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _may_be_a_scheduler(component: Any) -> bool:
+    """Airflow 2 fires ``on_starting`` with a bare Job for every job (scheduler, triggerer,
+    a task's LocalTaskJob); its runner sets ``job_type`` just after."""
+    return (
+        component is not None
+        and type(component).__name__ == "Job"
+        and hasattr(component, "job_type")
+        and not compat.is_airflow_3()
+    )
+
+
+def _job_type(job: Any, wait_sec: float = 10.0) -> str | None:
+    """The job's type once its runner has set it (read without touching the ORM instance)."""
+    deadline = time.monotonic() + wait_sec
+    while (job_type := vars(job).get("job_type")) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return job_type
 
 
 def _run_id(obj: Any) -> str | None:

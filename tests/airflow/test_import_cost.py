@@ -66,7 +66,7 @@ def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
 STARTING_PROBE = """
 import json, sys
 from datahub_airflow_listener.adapter.listener import get_listener
-get_listener().on_starting()  # what a scheduler does before forking workers
+get_listener().on_starting(component=None)  # what a scheduler does before forking workers
 print(json.dumps({m: m in sys.modules for m in (
     "datahub_airflow_listener.transport.dispatcher",
     "datahub_airflow_listener.adapter.templates",

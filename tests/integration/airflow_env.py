@@ -416,6 +416,15 @@ class Deployment:
             )
             self._wait_healthy("/health")
 
+    def stop_scheduler(self) -> None:
+        """Stop the scheduler alone (SIGTERM: it shuts down as in a deploy)."""
+        for comp in [c for c in self.components if c.name == "scheduler"]:
+            _stop_group(comp.proc, self.stop_grace)
+            self.components.remove(comp)
+
+    def start_scheduler(self) -> None:
+        self._spawn("scheduler", "scheduler")
+
     def stop(self) -> None:
         """Stop the scheduler first (no new work), then the rest; idempotent."""
         for comp in sorted(self.components, key=lambda c: c.name != "scheduler"):

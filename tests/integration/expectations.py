@@ -102,6 +102,11 @@ EXPECTED: Final[dict[str, DagExpectation]] = {
         # marking the run failed fails the running task and skips the ones not started
         tasks={"sleeper": {-1: {1: F}}, "after": {-1: {None: "SKIPPED:skipped"}}},
     ),
+    "scenario_blocked": DagExpectation(
+        dag_result=F,
+        # marked failed while its only task waits for a pool: the task is skipped, never ran
+        tasks={"waiting": {-1: {None: "SKIPPED:skipped"}}},
+    ),
     "scenario_upstream_failed": DagExpectation(
         dag_result=F,
         tasks={
