@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -356,6 +356,30 @@ def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
             return False
         use(dag_run)
         return True
+
+
+def dag_run_states(runs: Iterable[tuple[str, str]], chunk: int = 500) -> dict[tuple[str, str], str]:
+    """The state of each (dag_id, run_id) that still exists, a query per ``chunk`` runs.
+
+    For a background thread: reads through :func:`_private_session`.
+    """
+    from airflow.models.dagrun import DagRun
+
+    wanted = list(runs)
+    states: dict[tuple[str, str], str] = {}
+    with _private_session() as private:
+        if private is None:
+            return states
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start : start + chunk]
+            keys = set(part)
+            rows = private.query(DagRun.dag_id, DagRun.run_id, DagRun.state).filter(
+                DagRun.run_id.in_({run_id for _, run_id in part})
+            )
+            for dag_id, run_id, state in rows:
+                if (dag_id, run_id) in keys:
+                    states[(dag_id, run_id)] = str(enum_value(state))
+    return states
 
 
 def runs_to_watch_after_restart(

@@ -260,3 +260,47 @@ def test_a_try_that_skipped_itself_is_closed_only_without_a_skipped_hook(
     urn = MAPPER.task_run_urn("etl", "slow", RUN_ID)
     statuses = [s for u, s, _ in recorder.events() if u == urn]
     assert statuses == ([] if compat.skipped_hook_fires() else ["COMPLETE"])
+
+
+def test_the_reconciler_reads_the_states_of_the_runs_it_watches_in_few_queries(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 2's reconciler watches every running run: one query per 500, not per run."""
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+
+    from datahub_airflow_listener.adapter import compat
+
+    states = ("running", "success", "failed")
+    rows = []
+    for dag_id in ("a", "b"):  # the same run ids in two DAGs
+        for i in range(600 if dag_id == "a" else 50):
+            logical = T0 + timedelta(seconds=i)
+            row = {
+                "dag_id": dag_id,
+                "run_id": f"manual__{i}",
+                "run_type": "manual",
+                "state": states[(i + len(dag_id)) % 3] if dag_id == "b" else states[i % 3],
+                "clear_number": 0,
+                "queued_at": T0,
+            }
+            row.update({"logical_date": logical, "run_after": logical} if AIRFLOW_3 else {})
+            row.update({} if AIRFLOW_3 else {"execution_date": logical})
+            rows.append(row)
+    with engine.begin() as conn:
+        conn.execute(DagRun.__table__.delete())
+        conn.execute(insert(DagRun.__table__), rows)
+    monkeypatch.setattr(settings, "engine", engine)
+    selects: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    watched = [(r["dag_id"], r["run_id"]) for r in rows] + [("a", "deleted"), ("c", "manual__1")]
+    try:
+        found = compat.dag_run_states(watched)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert found == {(r["dag_id"], r["run_id"]): r["state"] for r in rows}
+    assert len([q for q in selects if q.lstrip().upper().startswith("SELECT")]) == 2
