@@ -578,9 +578,11 @@ class Dispatcher:
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         except Exception:
             log.warning("DataHub flush failed", exc_info=True)
-        # The shipper thread may have settled the last rows (the outbox says "nothing
-        # waiting") without having counted them yet: let its ship step end (bounded).
-        if not only_own and self._ship_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        # Let the shipper thread's step end (bounded). A full flush: it may have settled the
+        # last rows (the outbox says "nothing waiting") without having counted them yet. An
+        # exit flush: retiring, it stops after its request in flight and gives the lease back;
+        # a process that exited under it would cut that request off mid-body.
+        if self._ship_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             self._ship_lock.release()
         counts = self.counts()
         waiting = counts.waiting
