@@ -374,7 +374,7 @@ def dag_run_states(runs: Iterable[tuple[str, str]], chunk: int = 500) -> dict[tu
             part = wanted[start : start + chunk]
             keys = set(part)
             rows = private.query(DagRun.dag_id, DagRun.run_id, DagRun.state).filter(
-                DagRun.run_id.in_({run_id for _, run_id in part})
+                DagRun.run_id.in_(sorted({run_id for _, run_id in part}))
             )
             for dag_id, run_id, state in rows:
                 if (dag_id, run_id) in keys:

@@ -92,7 +92,8 @@ class RunRecorder:
         self._dag_runs_started = _Memory()
         self._tries_started = _Memory()
         self._tries_ended = _Memory()
-        # Airflow 2: runs whose start this process sent and whose end it has not seen yet.
+        # Airflow 2, the scheduler: runs whose end it has not seen yet (those it saw start, and
+        # at its start those of an earlier scheduler); the reconciler thread watches them.
         self._open_runs = _Memory()
         self._reconciler: threading.Thread | None = None
         self._reconciler_lock = threading.Lock()

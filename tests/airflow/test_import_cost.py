@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 PROBE = """
 import json, sys, time
@@ -35,17 +36,21 @@ FORBIDDEN = (
 )
 
 
-def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
-    env = dict(os.environ)
+def _probe(source: str, env: dict[str, str]) -> Any:
+    """Run ``source`` in a fresh interpreter; what its last output line holds (JSON)."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", source],
         check=True,
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
+    result = _probe(PROBE, dict(os.environ))
     assert result["listener"] == "DatahubListener"
     offenders = [
         m for m in result["new"] if m.split(".")[0] in FORBIDDEN or m.startswith(FORBIDDEN)
@@ -78,15 +83,7 @@ print(json.dumps({m: m in sys.modules for m in (
 def _loaded_after_on_starting(extra_env: dict[str, str]) -> dict[str, bool]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATAHUB__")}
     env.update(extra_env)
-    out = subprocess.run(
-        [sys.executable, "-c", STARTING_PROBE],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    ).stdout
-    loaded: dict[str, bool] = json.loads(out.strip().splitlines()[-1])
+    loaded: dict[str, bool] = _probe(STARTING_PROBE, env)
     return loaded
 
 
