@@ -15,7 +15,7 @@ compete with the measured code for the GIL. Run from the repository root::
     PYTHONPATH=. /tmp/venvs/dh/bin/python bench/bench_delivery.py          # with (c)
     PYTHONPATH=. /tmp/venvs/transport/bin/python bench/bench_delivery.py   # ours only
 
-Targets (issue 3): p99 <= 1 ms in all three cases, >= 20,000 MCPs/s. Figures only, no asserts.
+Targets: p99 <= 1 ms in all three cases, >= 20,000 MCPs/s. Figures only, no asserts.
 """
 
 from __future__ import annotations

@@ -5,10 +5,7 @@ different type on another release, or raise when touched; the result then lacks 
 rather than the hook failing. Nothing here writes anywhere or opens a database session
 (reading the task instances of a finished DAG run goes through :mod:`.compat`).
 
-Inlets/outlets become dataset urns through :func:`iolet_urn`, the ONE hook point for lineage
-annotations: today it takes urn strings and objects with a ``.urn`` string (this package's
-``entities.Dataset`` / ``Urn``, the official plugin's entities); Airflow Assets/Datasets are
-recognised and handed to :func:`asset_urn`, which the asset-mapping issue fills in.
+Inlets/outlets become dataset urns in :mod:`.lineage` (one place for every annotation form).
 """
 
 from __future__ import annotations
@@ -23,11 +20,8 @@ from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "asset_urn",
     "dag_run_facts",
     "dag_run_result",
-    "iolet_urn",
-    "iolet_urns",
     "result_for_state",
     "task_run_facts",
 ]
@@ -228,57 +222,3 @@ def task_run_facts(
         base_url=base_url,
         run_type=compat.run_type_of(dag_run, run_id),
     )
-
-
-# -- inlets / outlets -----------------------------------------------------------------------------
-
-
-def iolet_urns(values: Any) -> tuple[str, ...]:
-    """Dataset urns of a task's inlets or outlets, in order, without duplicates."""
-    if values is None or isinstance(values, str | bytes):
-        values = [values] if isinstance(values, str) else []
-    try:
-        items = list(values)
-    except TypeError:
-        items = [values]
-    urns: dict[str, None] = {}
-    for item in items:
-        try:
-            urn = iolet_urn(item)
-        except Exception:
-            log.debug("unreadable iolet %r", type(item).__name__, exc_info=True)
-            urn = None
-        if urn:
-            urns[urn] = None
-    return tuple(urns)
-
-
-def iolet_urn(item: Any) -> str | None:
-    """The dataset urn of one inlet/outlet, or None if this plugin can't map it (yet).
-
-    The hook point for lineage annotations:
-
-    1. a string that is already a urn (``"urn:li:dataset:(...)"``);
-    2. any object with a ``.urn`` string (this package's ``entities.Dataset`` / ``Urn`` and the
-       official plugin's entities have one);
-    3. an Airflow Asset (3.x) / Dataset (2.x): :func:`asset_urn`.
-    """
-    if isinstance(item, str):
-        text = item.strip()
-        return text if text.startswith("urn:li:") else None
-    urn = _get(item, "urn")
-    if isinstance(urn, str) and urn.startswith("urn:li:"):
-        return urn
-    types = compat.asset_types()
-    if types and isinstance(item, types):
-        return asset_urn(item)
-    return None
-
-
-def asset_urn(asset: Any) -> str | None:
-    """The dataset urn of an Airflow Asset/Dataset. Not mapped yet: returns None.
-
-    The asset-mapping issue replaces this body (URI scheme -> platform, name, env from the
-    configured cluster); callers already route every Asset/Dataset here.
-    """
-    return None

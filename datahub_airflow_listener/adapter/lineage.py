@@ -195,7 +195,7 @@ def task_lineage(task: Any, ti: Any = None, *, config: Any = None) -> TaskLineag
 def asset_urn(asset: Any, env: str = "PROD") -> str | None:
     """The dataset urn of one Airflow Asset/Dataset (None if it names nothing).
 
-    Drop-in for ``extract.asset_urn``; an unknown scheme still gets a urn (the warning is
+    An unknown scheme still gets a urn (the warning is
     only available through :func:`task_lineage`).
     """
     uri = _safe_attr(asset, "uri")

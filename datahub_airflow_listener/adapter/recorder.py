@@ -5,7 +5,7 @@ model and the config). :class:`RunRecorder` holds the only state the listener ha
 process already sent (bounded), so a DAG run's STARTED is not re-sent by the process that sent
 it and the DAG-run end knows which tries this process already closed.
 
-Where events come from (see shared AIRFLOW_NOTES):
+Where events come from:
 
 * DAG run STARTED: ``on_dag_run_running`` in the scheduler. ``airflow dags test`` fires no
   running hook, so there the first task event of the run emits it (once per process). The
@@ -199,8 +199,6 @@ class RunRecorder:
             include_iolets=iolets,
             config=runtime.config,
         )
-        if facts is not None and (facts.inlets or facts.outlets):
-            facts = runtime.filter_datasets(facts)
         return facts
 
     def _dag_run_start_for_test(

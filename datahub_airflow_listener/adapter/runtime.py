@@ -252,32 +252,6 @@ class Runtime:
 
         return build
 
-    def filter_datasets(self, facts: Any) -> Any:
-        """Drop inlets/outlets the ``dataset_pattern`` rejects (matched on ``platform:name``)."""
-        pattern = self.config.dataset_pattern
-        if pattern.allows_all:
-            return facts
-
-        def keep(urn: str) -> bool:
-            return pattern.allowed(_dataset_key(urn))
-
-        return attrs.evolve(
-            facts,
-            inlets=tuple(u for u in facts.inlets if keep(u)),
-            outlets=tuple(u for u in facts.outlets if keep(u)),
-        )
-
-
-def _dataset_key(urn: str) -> str:
-    """``<platform>:<name>`` of a dataset urn (easier to write patterns for); else the urn."""
-    prefix = "urn:li:dataset:(urn:li:dataPlatform:"
-    if urn.startswith(prefix) and urn.endswith(")"):
-        body = urn[len(prefix) : -1]
-        platform, _, rest = body.partition(",")
-        name = rest.rsplit(",", 1)[0] if "," in rest else rest
-        return f"{platform}:{name}"
-    return urn
-
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()

@@ -321,3 +321,43 @@ def test_before_stopping_without_events_builds_nothing(registered: Any, recorder
     call_hook(core_manager(), "on_starting", component=object())
     call_hook(core_manager(), "before_stopping", component=object())
     assert not recorder.built
+
+
+@pytest.mark.usefixtures("task_process")
+def test_dataset_pattern_filters_the_run_and_the_job_alike(
+    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One filter, one key: what the DataJob keeps, the task run keeps.
+
+    A non-dataset outlet (an mlModel) is not subject to the dataset pattern, and a name with
+    a reserved character is matched as written, not percent-encoded.
+    """
+    from datahub_airflow_listener.adapter import config as config_module
+
+    monkeypatch.setenv(
+        "AIRFLOW__DATAHUB__DATASET_PATTERN", '{"allow": ["postgres:db\\\\.public\\\\.a,b"]}'
+    )
+    config_module.reset_config()
+    if AIRFLOW_3:
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.sdk import DAG
+    else:
+        from airflow import DAG
+        from airflow.operators.empty import EmptyOperator
+    kept = "urn:li:dataset:(urn:li:dataPlatform:postgres,db.public.a%2Cb,PROD)"
+    model = "urn:li:mlModel:(urn:li:dataPlatform:mlflow,churn,PROD)"
+    dropped = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"
+    with DAG("etl", start_date=T0, schedule=None):
+        load = EmptyOperator(task_id="load", outlets=[kept, model, dropped])
+    ti = (
+        make_runtime_ti(load)
+        if AIRFLOW_3
+        else _as_task_process(make_orm_ti(load, start_date=T0, state="running"))
+    )
+    call_hook(task_manager(), "on_task_instance_running", previous_state=None, task_instance=ti)
+
+    (run_out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
+    job = "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"
+    job_outputs = [a["outputDatasets"] for a in recorder.aspects(job, "dataJobInputOutput")]
+    assert run_out["outputs"] == [kept, model]
+    assert job_outputs in ([], [[kept, model]])  # templates are sent by the DAG-run start

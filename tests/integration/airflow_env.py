@@ -16,7 +16,7 @@ test process never reads Airflow's configuration.
   (``AIRFLOW__DATAHUB__*`` and ``AIRFLOW_CONN_*`` connections of type ``datahub-file`` /
   ``datahub-rest``).
 
-Why the odd settings (../shared/AIRFLOW_NOTES.md): every Airflow 3 process needs the
+Why the odd settings: every Airflow 3 process needs the
 same JWT secret and the execution API URL; the API port must not be the log server's; Airflow
 2 refuses LocalExecutor on SQLite unless ``_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK``
 is set (Airflow's own test suite uses that switch), and its SequentialExecutor would block the

@@ -5,7 +5,7 @@ triggered up front, so they run concurrently; each test then waits for its own r
 come from the scheduler, the task processes and (Airflow 3) the API server, each flushing in
 the background, so the checks poll until the record is complete or a deadline passes.
 
-Scenarios (Airflow fires no task end hook in any of them, see AIRFLOW_NOTES.md):
+Scenarios (Airflow fires no task end hook in any of them):
 
 * ``scenario_kill9``: the task process is SIGKILLed on its last attempt;
 * ``scenario_dagrun_timeout``: the run times out while a task runs;

