@@ -21,21 +21,19 @@ What differs, and where it is handled:
   ``operator_triggered`` and ``asset_materialization``. Values are passed through as strings.
 * **Assets.** ``airflow.sdk.Asset`` (3.x) against ``airflow.datasets.Dataset`` (2.x):
   :func:`asset_types`.
-* **Task instances of a DAG run** (:func:`read_task_instances`): read through the DagRun's own
-  session with autoflush off, never a new session (a new scoped session in the scheduler is the
-  same session, and committing it breaks the scheduler's HA locks).
+
+Reads of the metadata database (which session, which thread) live in :mod:`.metadb`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -60,7 +58,6 @@ __all__ = [
     "in_task_sdk_process",
     "is_airflow_3",
     "ran_in_this_process",
-    "read_task_instances",
     "run_type_of",
     "skipped_hook_fires",
     "task_log_url",
@@ -68,6 +65,8 @@ __all__ = [
     "to_iso",
     "web_base_url",
 ]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 KNOWN_RUN_TYPES: Final = frozenset(
     {
@@ -200,14 +199,19 @@ def enum_value(value: Any) -> str | None:
 
 
 def to_ms(value: Any) -> int | None:
-    """Epoch milliseconds of a datetime (aware or naive UTC), or None."""
+    """Epoch milliseconds of a datetime (aware or naive UTC), or None.
+
+    Exact integer arithmetic (floored to the millisecond, no float): every process that reads
+    the same recorded time gets the same timestamp, so a re-sent run event is identical.
+    """
     if not isinstance(value, datetime):
         return None
     try:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    except (OverflowError, OSError, ValueError):
+        delta = value - _EPOCH  # pendulum returns its own interval type: use plain fields
+        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    except (OverflowError, OSError, ValueError, TypeError):
         return None
 
 
@@ -278,158 +282,6 @@ def get_dag_task(dag_run: Any, task_id: str) -> Any | None:
     except Exception:
         log.debug("no task %s on the DagRun's dag", task_id, exc_info=True)
     return None
-
-
-def read_task_instances(dag_run: Any) -> list[Any]:
-    """All task instances of an ORM DagRun, without touching Airflow's transaction.
-
-    * Attached DagRun (scheduler, API server): read through the DagRun's own session with
-      autoflush off. Never a new scoped session: in the scheduler that is the scheduler's own
-      session, and any commit in a listener ("UNEXPECTED COMMIT - THIS WILL BREAK HA LOCKS!")
-      kills it; a flush would write Airflow's pending changes at a moment it didn't choose.
-      Objects already in the session keep their in-memory (possibly unflushed) state.
-    * Detached DagRun (``airflow dags test`` hands its end hook a DagRun without a session):
-      a private, non-scoped session on Airflow's engine, read-only, rolled back and closed.
-    * Anything else (a task-SDK DagRun, a DagRun never saved): [].
-    """
-    if getattr(dag_run, "_sa_instance_state", None) is None:
-        return []
-    from sqlalchemy import inspect
-
-    state = inspect(dag_run)
-    session = state.session
-    if session is not None:
-        with session.no_autoflush:
-            return list(dag_run.get_task_instances(session=session))
-    if state.detached:  # loaded from the database once; a transient DagRun has no rows
-        return _read_detached(dag_run)
-    return []
-
-
-@contextlib.contextmanager
-def _private_session() -> Iterator[Any]:
-    """A read-only session on Airflow's engine that is not a thread's scoped session (None
-    when there is no engine); rolled back and closed after use."""
-    from airflow import settings
-    from sqlalchemy.orm import Session
-
-    engine = getattr(settings, "engine", None)
-    if engine is None:
-        yield None
-        return
-    private = Session(bind=engine, autoflush=False, expire_on_commit=False)
-    try:
-        yield private
-    finally:
-        private.rollback()
-        private.close()
-
-
-def _read_detached(dag_run: Any) -> list[Any]:
-    with _private_session() as private:
-        if private is None:
-            return []
-        tis = list(dag_run.get_task_instances(session=private))
-        for ti in tis:  # detach with every column loaded, so nothing lazy-loads later
-            private.expunge(ti)
-        return tis
-
-
-def read_dag_run(dag_id: str, run_id: str, use: Callable[[Any], None]) -> bool:
-    """Load a DagRun in a private, read-only session on Airflow's engine and call ``use`` with
-    it while the session is open (its task instances load through it). False if no such run.
-
-    For a background thread (never a hook's thread): the session is not the thread's scoped
-    session, is rolled back and closed, so nothing of Airflow's transaction is touched.
-    """
-    from airflow.models.dagrun import DagRun
-
-    with _private_session() as private:
-        if private is None:
-            return False
-        dag_run = (
-            private.query(DagRun)
-            .filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-            .one_or_none()
-        )
-        if dag_run is None:
-            return False
-        use(dag_run)
-        return True
-
-
-def dag_run_states(runs: Iterable[tuple[str, str]], chunk: int = 500) -> dict[tuple[str, str], str]:
-    """The state of each (dag_id, run_id) that still exists, a query per ``chunk`` runs.
-
-    For a background thread: reads through :func:`_private_session`.
-    """
-    from airflow.models.dagrun import DagRun
-
-    wanted = list(runs)
-    states: dict[tuple[str, str], str] = {}
-    with _private_session() as private:
-        if private is None:
-            return states
-        for start in range(0, len(wanted), chunk):
-            part = wanted[start : start + chunk]
-            keys = set(part)
-            rows = private.query(DagRun.dag_id, DagRun.run_id, DagRun.state).filter(
-                DagRun.run_id.in_(sorted({run_id for _, run_id in part}))
-            )
-            for dag_id, run_id, state in rows:
-                if (dag_id, run_id) in keys:
-                    states[(dag_id, run_id)] = str(enum_value(state))
-    return states
-
-
-def runs_to_watch_after_restart(
-    job: Any, *, margin_sec: float, max_age_sec: float, limit: int
-) -> list[tuple[str, str]]:
-    """Airflow 2, a scheduler starting (``job`` is its Job): (dag_id, run_id) of the runs
-    whose end may still fire no hook, oldest first, at most ``limit``.
-
-    * runs still running: one may be marked in the UI later;
-    * runs that ended after the previous scheduler's last heartbeat (less ``margin_sec``, at
-      most ``max_age_sec`` ago): with no scheduler running, only a mark in the UI or the REST
-      API ends a run. With HA, another scheduler is alive, its heartbeat is recent and the
-      window is the margin: a run it ended there gets its (identical) end once more.
-
-    For a background thread: reads through :func:`_private_session`.
-    """
-    from airflow.jobs.job import Job
-    from airflow.models.dagrun import DagRun
-    from airflow.utils import timezone
-    from sqlalchemy import and_, func, or_
-
-    with _private_session() as private:
-        if private is None:
-            return []
-        previous = private.query(func.max(Job.latest_heartbeat)).filter(
-            Job.job_type == "SchedulerJob"
-        )
-        started = vars(job).get("start_date")  # read without touching the ORM instance
-        if started is not None:
-            previous = previous.filter(Job.start_date < started)
-        last_beat = previous.scalar()
-        wanted = [DagRun.state == "running"]
-        if last_beat is not None:
-            since = max(
-                _aware(last_beat) - timedelta(seconds=margin_sec),
-                timezone.utcnow() - timedelta(seconds=max_age_sec),
-            )
-            wanted.append(and_(DagRun.state.in_(("success", "failed")), DagRun.end_date >= since))
-        rows = (
-            private.query(DagRun.id, DagRun.dag_id, DagRun.run_id)
-            .filter(or_(*wanted))
-            .order_by(DagRun.id.desc())
-            .limit(limit)
-            .all()
-        )
-        return [(dag_id, run_id) for _, dag_id, run_id in reversed(rows)]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- connections ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
 from datahub_airflow_listener.adapter import compat
 from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
@@ -21,34 +21,10 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "dag_run_facts",
+    "task_iolets",
     "dag_run_result",
-    "result_for_state",
     "task_run_facts",
 ]
-
-# DataHub result for each final Airflow task state. upstream_failed and removed tasks never
-# ran, so they are SKIPPED (nativeResultType keeps Airflow's exact state).
-_RESULTS: Final = {
-    "success": "SUCCESS",
-    "failed": "FAILURE",
-    "up_for_retry": "UP_FOR_RETRY",
-    "skipped": "SKIPPED",
-    "upstream_failed": "SKIPPED",
-    "removed": "SKIPPED",
-}
-
-
-def result_for_state(state: Any, *, ran: bool = True) -> tuple[str, str]:
-    """(DataHub result, native result) for a task's final state.
-
-    A state that is not final when the DAG run ends (running, queued, deferred, none...) means
-    the try was abandoned: FAILURE if it had started running (``ran``), else SKIPPED.
-    """
-    native = compat.enum_value(state) or "none"
-    result = _RESULTS.get(native)
-    if result is None:
-        result = "FAILURE" if ran else "SKIPPED"
-    return result, native
 
 
 def dag_run_result(state: Any) -> tuple[str, str]:
@@ -152,6 +128,17 @@ def _unmapped_upstream_ids(task: Any) -> tuple[str, ...]:
     return tuple(sorted(keep))
 
 
+def task_iolets(task: Any, config: Any = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(inlets, outlets) urns a task declares, filtered by the configured dataset pattern."""
+    if task is None:
+        return (), ()
+    from datahub_airflow_listener.adapter import lineage
+
+    found = lineage.task_lineage(task, config=config)
+    lineage.log_warnings(found.warnings)
+    return tuple(found.inlets), tuple(found.outlets)
+
+
 def task_run_facts(
     ti: Any,
     *,
@@ -183,11 +170,7 @@ def task_run_facts(
     if task is not None:
         upstream = _unmapped_upstream_ids(task)
         if include_iolets:
-            from datahub_airflow_listener.adapter import lineage
-
-            found = lineage.task_lineage(task, config=config)
-            lineage.log_warnings(found.warnings)
-            inlets, outlets = tuple(found.inlets), tuple(found.outlets)
+            inlets, outlets = task_iolets(task, config)
     operator = _str(_get(task, "task_type")) or _str(_get(ti, "operator"))
     return TaskRunFacts(
         dag_id=dag_id,

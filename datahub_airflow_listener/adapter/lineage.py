@@ -295,15 +295,15 @@ def _alias_uris_from_db(ti: Any) -> list[str]:
 
     The events were committed by ``_run_raw_task`` before the hook fired. Read through the
     instance's own session when it has one (autoflush off, no commit), else through a
-    short-lived session of our own on Airflow's engine -- never ``settings.Session()``,
-    which is the scoped session the task runner is still using.
+    private session (:func:`.metadb.private_session`), never the scoped session the task
+    runner is still using.
     """
     try:
         from airflow.models.dataset import DatasetEvent
     except ImportError:
         return []
     from sqlalchemy import select
-    from sqlalchemy.orm import Session, object_session
+    from sqlalchemy.orm import object_session
 
     query = select(DatasetEvent).where(
         DatasetEvent.source_dag_id == ti.dag_id,
@@ -320,16 +320,10 @@ def _alias_uris_from_db(ti: Any) -> list[str]:
     if session is not None:
         with session.no_autoflush:
             return _event_uris(session.scalars(query).all())
-    from airflow import settings
+    from datahub_airflow_listener.adapter.metadb import private_session
 
-    engine = getattr(settings, "engine", None)
-    if engine is None:
-        return []
-    with Session(bind=engine, autoflush=False, expire_on_commit=False) as own:
-        try:
-            return _event_uris(own.scalars(query).all())
-        finally:
-            own.rollback()
+    with private_session() as own:
+        return [] if own is None else _event_uris(own.scalars(query).all())
 
 
 def _event_uris(events: Iterable[Any]) -> list[str]:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import pluggy
 
+from datahub_airflow_listener.adapter.logs import one_line
+
 if TYPE_CHECKING:
     from datahub_airflow_listener.adapter.recorder import RunRecorder
 
@@ -93,17 +95,17 @@ class DatahubListener:
     @hookimpl
     def on_task_instance_success(self, task_instance: Any) -> None:
         with self._guard("on_task_instance_success"):
-            self._get_recorder().task_finished(task_instance, "SUCCESS", "success")
+            self._get_recorder().task_finished(task_instance)
 
     @hookimpl
     def on_task_instance_failed(self, task_instance: Any) -> None:
         with self._guard("on_task_instance_failed"):
-            self._get_recorder().task_failed(task_instance)
+            self._get_recorder().task_finished(task_instance)
 
     @hookimpl
     def on_task_instance_skipped(self, task_instance: Any) -> None:
         with self._guard("on_task_instance_skipped"):
-            self._get_recorder().task_finished(task_instance, "SKIPPED", "skipped")
+            self._get_recorder().task_finished(task_instance)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -133,14 +135,6 @@ class DatahubListener:
             suffix = " (further errors are logged at DEBUG)" if count == _MAX_ERROR_LINES else ""
             log.warning("datahub-airflow-listener: %s skipped: %s%s", hook, one_line(exc), suffix)
         log.debug("datahub-airflow-listener: %s failed", hook, exc_info=True)
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line, shortened (SQL errors carry whole statements)."""
-    text = " ".join(str(exc).split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _listener: DatahubListener | None = None

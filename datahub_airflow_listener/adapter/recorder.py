@@ -1,21 +1,22 @@
-"""What the listener does with each hook: guard, extract, map, hand over.
+"""What the listener does with each hook: guard, extract facts once, decide, hand over.
 
-Loaded on the first hook call, not when Airflow imports the plugin (it pulls in the domain
-model and the config). :class:`RunRecorder` holds the only state the listener has: what this
-process already sent (bounded), so a DAG run's STARTED is not re-sent by the process that sent
-it and the DAG-run end knows which tries this process already closed.
+Loaded on the first hook call, not when Airflow imports the plugin. :class:`RunRecorder` holds
+the only state the listener has: what this process already sent (bounded).
 
-Where events come from:
+Who sends what (one rule for every process, see :mod:`..domain.tries`):
 
-* DAG run STARTED: ``on_dag_run_running`` in the scheduler. ``airflow dags test`` fires no
-  running hook, so there the first task event of the run emits it (once per process). The
-  end hook re-sends it unless this process sent it: same timestamp, so identical and harmless,
-  and it covers HA schedulers and restarts.
-* Task try STARTED/COMPLETE: the task hooks, in the task process (or, for tries marked in the
-  UI or killed outside Airflow, in the API server / scheduler).
-* No run left open: when a DAG run ends, every task instance that did not (or may not) get
-  its own end event is closed from its final state (:meth:`RunRecorder._close_task_instances`),
-  read through the DagRun's own session without flushing or committing it.
+* **A try's record** (its instance: properties, parent, template, upstreams; its STARTED and
+  COMPLETE run events) is transcribed from what Airflow records in its metadata database, at
+  Airflow's own times, by the processes that read that database: the scheduler (its end hook
+  for a DAG run, and its watch of running runs, :mod:`.watcher`), the API server (marks) and
+  the process of ``airflow dags test``. What one of them sends, any other would send
+  identically, so a re-send (a restart, HA schedulers, a mark) overwrites itself.
+* **What only the task process knows**: the inputs and outputs of its try (declared, set at
+  run time, resolved from asset aliases). A task process sends nothing else, and nothing at
+  all when its task declares no lineage.
+* **A DAG run** is STARTED by the scheduler's running hook (under ``dags test``, by the first
+  task) and COMPLETE by its end hook, which first closes every try of the run, earlier tries
+  (``task_instance_history``) included.
 """
 
 from __future__ import annotations
@@ -25,60 +26,60 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Any, Final
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from datahub_airflow_listener.adapter import compat, extract
+from datahub_airflow_listener.adapter import compat, extract, metadb
 from datahub_airflow_listener.adapter.config import get_config, kill_switch_engaged
-from datahub_airflow_listener.adapter.listener import one_line
+from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
+from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
+from datahub_airflow_listener.domain.tries import Sent, plan_try, ran_on_a_worker
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RunRecorder"]
 
 _MAX_REMEMBERED: Final = 10_000
-_ENDED: Final = ("success", "failed")
-_RESTART_LOOKBACK_SEC: Final = 7 * 24 * 3600.0  # runs marked while no scheduler ran, at most
+
+_V = TypeVar("_V")
+TryKey = tuple[str, str, str, int, int]
+RunKey = tuple[str, str, int]
 
 
-class _Memory:
+class _Memory(Generic[_V]):
     """A bounded, thread-safe map (oldest forgotten first): what this process already sent."""
 
     def __init__(self, limit: int = _MAX_REMEMBERED) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._items: OrderedDict[Hashable, _V] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
 
-    def add(self, key: Hashable, value: Any = None) -> bool:
+    def put(self, key: Hashable, value: _V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            if len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def add(self, key: Hashable, value: _V) -> bool:
         """Remember ``key`` (with ``value``); True if it was new, False if already known."""
         with self._lock:
             if key in self._items:
-                self._items.move_to_end(key)
                 return False
-            self._items[key] = value
-            if len(self._items) > self._limit:
-                self._items.popitem(last=False)
-            return True
+        self.put(key, value)
+        return True
 
-    def get(self, key: Hashable) -> Any:
+    def get(self, key: Hashable) -> _V | None:
         with self._lock:
             return self._items.get(key)
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
-
-    def discard(self, key: Hashable) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def snapshot(self) -> list[Any]:
-        """The keys, oldest first (a copy)."""
-        with self._lock:
-            return list(self._items)
 
     def clear(self) -> None:
         with self._lock:
@@ -89,65 +90,127 @@ class RunRecorder:
     """Turns hook calls into MCPs for the dispatcher; remembers what this process sent."""
 
     def __init__(self) -> None:
-        self._dag_runs_started = _Memory()
-        self._tries_started = _Memory()
-        self._tries_ended = _Memory()
-        # Airflow 2, the scheduler: runs whose end it has not seen yet (those it saw start, and
-        # at its start those of an earlier scheduler); the reconciler thread watches them.
-        self._open_runs = _Memory()
-        self._reconciler: threading.Thread | None = None
-        self._reconciler_lock = threading.Lock()
+        self._runs_started: _Memory[int] = _Memory()  # RunKey -> the STARTED time
+        self._runs_ended: _Memory[int | None] = _Memory()  # RunKey -> the end time sent
+        self._tries: _Memory[Sent] = _Memory()  # TryKey -> what was sent
+        self._closed: _Memory[int | None] = _Memory()  # (dag_id, run_id) -> end_date sent
+        self._io_sent: _Memory[tuple[tuple[str, ...], tuple[str, ...]]] = _Memory()
+        self._decide = threading.Lock()  # hooks and the watch thread decide one at a time
+        self._watcher: Any = None
+        self._watcher_lock = threading.Lock()
         self._pid = os.getpid()
 
-    # -- hooks ------------------------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------------------
 
     def starting(self, component: Any = None) -> None:
         runtime = self._runtime()
-        if runtime is not None:
-            runtime.prepare()
-            runtime.preload()
-            if _may_be_a_scheduler(component):
-                self._start_reconciler(runtime.config.reconcile_interval_sec, job=component)
+        if runtime is None:
+            return
+        runtime.prepare()
+        runtime.preload()
+        if _may_be_a_scheduler(component):
+            from datahub_airflow_listener.adapter.watcher import Watcher
+
+            with self._watcher_lock:
+                if self._watcher is None or not self._watcher.alive:
+                    self._watcher = Watcher(self, runtime.config.reconcile_interval_sec)
+                    self._watcher.start(component)
 
     def stopping(self) -> None:
         runtime = get_runtime(create=False)
         if runtime is not None:
             runtime.flush()
 
+    # -- DAG runs ---------------------------------------------------------------------------------
+
     def dag_run_running(self, dag_run: Any) -> None:
-        runtime = self._runtime(extract_dag_id(dag_run), _run_id(dag_run))
+        runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
+        if runtime is None:
+            return
+        facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
+        if facts is None or facts.start_ms is None:
+            return
+        mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
+        if self._runs_started.add(_run_key(facts), facts.start_ms):
+            mcps.extend(runtime.mapper.dag_run_started(facts))
+        runtime.submit(mcps)
+
+    def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
+        """The run's end: close every try of the run, then the run itself."""
+        runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
         if runtime is None:
             return
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
         if facts is None:
             return
-        self._dag_runs_started.add(_dag_run_key(facts), facts.start_ms)
-        mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
-        mcps.extend(runtime.mapper.dag_run_started(facts))
+        key = _run_key(facts)
+        if compat.in_dag_test_process(dag_run):
+            # ``dags test`` sets the run's start_date to its logical date: the run starts when
+            # its first task does (remembered), or when it ends if no task ran.
+            first = self._runs_started.get(key)
+            end = facts.end_ms if facts.end_ms is not None else _now_ms()
+            facts = attrs.evolve(facts, start_ms=first if first is not None else end, end_ms=end)
+        if self._runs_ended.get(key) == facts.end_ms and key in self._runs_ended:
+            return  # this process sent this very end already
+        mcps: list[MetadataChangeProposal] = []
+        if facts.start_ms is not None and self._runs_started.add(key, facts.start_ms):
+            # Re-sent (identical) if another process sent it: covers HA and restarts.
+            mcps.extend(runtime.mapper.dag_run_started(facts))
+        mcps.extend(self._close_tries(runtime, dag_run, facts.end_ms))
+        result, _native = extract.dag_run_result(facts.state)
+        mcps.extend(runtime.mapper.dag_run_completed(facts, result))
+        self._runs_ended.put(key, facts.end_ms)
+        self._closed.put((facts.dag_id, facts.run_id), _run_end(dag_run))
         runtime.submit(mcps)
-        if not compat.is_airflow_3():
-            self._open_runs.add((facts.dag_id, facts.run_id))
-            self._start_reconciler(runtime.config.reconcile_interval_sec)
+
+    def run_closed(self, dag_id: str, run_id: str, end: Any) -> bool:
+        """True if this process recorded this end of this run."""
+        key = (dag_id, run_id)
+        return key in self._closed and self._closed.get(key) == compat.to_ms(end)
+
+    # -- task tries -------------------------------------------------------------------------------
 
     def task_running(self, ti: Any) -> None:
-        found = self._try(ti)
+        found = self._task(ti)
         if found is None:
             return
-        runtime, dag_run, facts = found
-        if facts.start_ms is None:  # 2.x ``dags test`` runs tries without a start_date
-            facts = _with(facts, start_ms=_now_ms())
-        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, compat.get_task(ti))
-        self._tries_started.add(_try_key(facts), facts.start_ms)
-        mcps.extend(runtime.mapper.task_run_started(facts))
-        runtime.submit(mcps)
-
-    def task_failed(self, ti: Any) -> None:
-        """In the failed hook the state already says whether a retry follows."""
-        state = compat.enum_value(getattr(ti, "state", None))
-        if state == "up_for_retry":
-            self.task_finished(ti, "UP_FOR_RETRY", "up_for_retry")
+        runtime, dag_run, task, facts = found
+        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
+        if compat.ran_in_this_process(ti):
+            mcps.extend(self._try_io(runtime, facts, task, at_end=False))
         else:
-            self.task_finished(ti, "FAILURE", state or "failed")
+            mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))
+        if mcps:
+            runtime.submit(mcps)
+
+    def task_finished(self, ti: Any) -> None:
+        """A try ended. Its task process sends the try's inputs and outputs as they are now
+        (run-time changes, asset aliases); any other process (the scheduler after a heartbeat
+        timeout, the API server after a mark) transcribes the try from the database."""
+        found = self._task(ti)
+        if found is None:
+            return
+        runtime, dag_run, task, facts = found
+        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
+        if compat.ran_in_this_process(ti):
+            mcps.extend(self._try_io(runtime, facts, task, at_end=True, ti=ti))
+        else:
+            mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))
+        if mcps:
+            runtime.submit(mcps)
+
+    def transcribe_running(self, dag_run: Any, rows: Iterable[Any]) -> None:
+        """The watch: tries of a running DAG run that changed in the database."""
+        runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
+        if runtime is None:
+            return
+        dag = getattr(dag_run, "dag", None) or metadb.serialized_dag(dag_run.dag_id)
+        facts = [
+            f
+            for f in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
+            if f is not None
+        ]
+        self._submit_transcript(runtime, sorted(facts, key=_try_order))
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -170,40 +233,117 @@ class RunRecorder:
             self._forget()
         return get_runtime()
 
-    def _try(self, ti: Any) -> tuple[Runtime, Any, Any] | None:
-        """Guard, then the runtime, the try's DAG run and its facts (None: nothing to record)."""
-        runtime = self._runtime(extract_dag_id(ti), _run_id(ti))
+    def _forget(self) -> None:
+        self._pid = os.getpid()
+        self._runs_started.clear()
+        self._runs_ended.clear()
+        self._tries.clear()
+        self._closed.clear()
+        self._io_sent.clear()
+        self._watcher = None
+
+    def _task(self, ti: Any) -> tuple[Runtime, Any, Any, TaskRunFacts] | None:
+        """Guard, then the runtime, the try's DAG run, its task and its facts (built once)."""
+        runtime = self._runtime(_str_attr(ti, "dag_id"), _str_attr(ti, "run_id"))
         if runtime is None:
             return None
         dag_run = compat.get_dag_run(ti)
-        facts = self._task_facts(runtime, ti, dag_run)
+        task = compat.get_task(ti)
+        facts = extract.task_run_facts(
+            ti, task=task, dag_run=dag_run, base_url=runtime.base_url, include_iolets=False
+        )
         if facts is None:
             return None
-        return runtime, dag_run, facts
+        return runtime, dag_run, task, facts
 
-    def _forget(self) -> None:
-        self._pid = os.getpid()
-        self._dag_runs_started.clear()
-        self._tries_started.clear()
-        self._tries_ended.clear()
-        self._open_runs.clear()
-
-    def _task_facts(
-        self, runtime: Runtime, ti: Any, dag_run: Any, *, task: Any = None, iolets: bool = True
-    ) -> Any:
+    def _row_facts(self, runtime: Runtime, row: Any, dag_run: Any, dag: Any) -> Any:
+        """Facts of a try read from the database (a task instance or an earlier try)."""
+        task_id = compat.enum_value(getattr(row, "task_id", None)) or ""
+        task = _task_of(dag, task_id)
         facts = extract.task_run_facts(
-            ti,
-            task=task if task is not None else compat.get_task(ti),
-            dag_run=dag_run,
-            base_url=runtime.base_url,
-            include_iolets=iolets,
-            config=runtime.config,
+            row, task=task, dag_run=dag_run, base_url=runtime.base_url, include_iolets=False
         )
-        return facts
+        return None if facts is None else _unran_lineage(runtime, facts, task)
+
+    def _transcript(
+        self, runtime: Runtime, facts: Iterable[TaskRunFacts], run_end_ms: int | None = None
+    ) -> list[MetadataChangeProposal]:
+        """The run events (and, with a STARTED, the instance) each try still needs."""
+        mcps: list[MetadataChangeProposal] = []
+        now = _now_ms()
+        with self._decide:
+            for f in facts:
+                key = _try_key(f)
+                sent = self._tries.get(key)
+                plan = plan_try(f, sent, run_end_ms=run_end_ms, now_ms=now)
+                if plan.empty:
+                    continue
+                at = attrs.evolve(f, start_ms=plan.started_ms)
+                if plan.send_started:
+                    mcps.extend(runtime.mapper.task_run_started(at))
+                if plan.completion is not None:
+                    done = attrs.evolve(at, end_ms=plan.completion.end_ms)
+                    mcps.extend(
+                        runtime.mapper.task_run_completed(
+                            done, plan.completion.result, plan.completion.native
+                        )
+                    )
+                self._tries.put(key, plan.remembered(sent))
+        return mcps
+
+    def _submit_transcript(self, runtime: Runtime, facts: Sequence[TaskRunFacts]) -> None:
+        mcps = self._transcript(runtime, facts)
+        if mcps:
+            runtime.submit(mcps)
+
+    def _close_tries(
+        self, runtime: Runtime, dag_run: Any, run_end_ms: int | None
+    ) -> list[MetadataChangeProposal]:
+        """Every try of an ended DAG run, current and earlier, from the database."""
+        rows: list[Any] = []
+        for read in (metadb.read_task_history, metadb.read_task_instances):
+            try:
+                rows.extend(read(dag_run))
+            except Exception as exc:
+                log.warning(
+                    "datahub-airflow-listener: could not read the %s of %s/%s: %s",
+                    "earlier tries" if read is metadb.read_task_history else "task instances",
+                    _str_attr(dag_run, "dag_id"),
+                    _str_attr(dag_run, "run_id"),
+                    one_line(exc),
+                )
+        dag = getattr(dag_run, "dag", None)
+        if dag is None and rows:
+            dag = metadb.serialized_dag(dag_run.dag_id)
+        facts = [
+            f
+            for f in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
+            if f is not None
+        ]
+        return self._transcript(runtime, sorted(facts, key=_try_order), run_end_ms)
+
+    def _try_io(
+        self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any = None
+    ) -> list[MetadataChangeProposal]:
+        """The try's inputs/outputs from its task process: at its start those it declares, at
+        its end those it has then (set in ``execute()``, resolved from aliases) if they
+        changed. Nothing for a task without lineage."""
+        inlets, outlets = extract.task_iolets(task, runtime.config)
+        mcps: list[MetadataChangeProposal] = []
+        if at_end and ti is not None:
+            mcps.extend(_alias_lineage(runtime, ti, task, facts))
+        if not inlets and not outlets:
+            return mcps
+        key = _try_key(facts)
+        if self._io_sent.get(key) == (inlets, outlets):
+            return mcps
+        self._io_sent.put(key, (inlets, outlets))
+        io_facts = attrs.evolve(facts, inlets=inlets, outlets=outlets)
+        return [*runtime.mapper.task_run_io(io_facts), *mcps]
 
     def _dag_run_start_for_test(
-        self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None, task: Any = None
-    ) -> list[Any]:
+        self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None, task: Any
+    ) -> list[MetadataChangeProposal]:
         """The DAG run's STARTED under ``airflow dags test`` (no running hook there).
 
         That mode sets the run's start_date to its logical date, so the run starts when its
@@ -215,217 +355,11 @@ class RunRecorder:
         if facts is None:
             return []
         start = first_task_start_ms if first_task_start_ms is not None else _now_ms()
-        if not self._dag_runs_started.add(_dag_run_key(facts), start):
+        if not self._runs_started.add(_run_key(facts), start):
             return []
         dag = getattr(dag_run, "dag", None) or getattr(task, "dag", None)
         mcps = _templates(runtime, dag, dag_run)
-        mcps.extend(runtime.mapper.dag_run_started(_with(facts, start_ms=start)))
-        return mcps
-
-    def task_finished(self, ti: Any, result: str, native: str) -> None:
-        found = self._try(ti)
-        if found is None:
-            return
-        runtime, dag_run, facts = found
-        key = _try_key(facts)
-        mcps: list[Any] = []
-        if compat.ran_in_this_process(ti):
-            remembered = self._tries_started.get(key)
-            if facts.start_ms is None:
-                facts = _with(
-                    facts, start_ms=remembered if remembered is not None else facts.end_ms
-                )
-            task = compat.get_task(ti)
-            mcps.extend(self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task))
-            # A try that failed before its running hook (e.g. while parsing) still gets its
-            # STARTED, so the instance has its properties and links.
-            if self._tries_started.add(key, facts.start_ms):
-                mcps.extend(runtime.mapper.task_run_started(facts))
-        elif not getattr(ti, "hostname", None):
-            # No worker ever ran it (marked in the UI, which stamps start = end = now): open
-            # it at its end time, with its properties and links.
-            facts = _started_at_end(facts)
-            self._tries_started.add(key, facts.start_ms)
-            mcps.extend(runtime.mapper.task_run_started(facts))
-        self._tries_ended.add(key)
-        mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
-        if result == "SUCCESS" and compat.ran_in_this_process(ti):
-            mcps.extend(_alias_lineage(runtime, ti, facts))
-        runtime.submit(mcps)
-
-    def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
-        runtime = self._runtime(extract_dag_id(dag_run), _run_id(dag_run))
-        if runtime is None:
-            return
-        facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
-        if facts is None:
-            return
-        self._open_runs.discard((facts.dag_id, facts.run_id))
-        key = _dag_run_key(facts)
-        mcps: list[Any] = []
-        if key in self._dag_runs_started:
-            remembered = self._dag_runs_started.get(key)
-            if remembered is not None:
-                facts = _with(facts, start_ms=remembered)
-        else:
-            if compat.in_dag_test_process(dag_run):  # its start_date is the logical date
-                facts = _with(facts, start_ms=facts.end_ms if facts.end_ms else _now_ms())
-            # Re-send (identical if another process sent it): covers HA and restarts.
-            self._dag_runs_started.add(key, facts.start_ms)
-            mcps.extend(runtime.mapper.dag_run_started(facts))
-        timed_out = msg == "timed_out"
-        mcps.extend(self._close_task_instances(runtime, dag_run, facts.end_ms, timed_out))
-        result, _native = extract.dag_run_result(facts.state)
-        mcps.extend(runtime.mapper.dag_run_completed(facts, result))
-        runtime.submit(mcps)
-
-    # -- Airflow 2: runs that end without a hook ------------------------------------------------
-
-    def _start_reconciler(self, interval_sec: float, job: Any = None) -> None:
-        with self._reconciler_lock:  # a forked child finds the parent's thread not alive
-            if self._reconciler is not None and self._reconciler.is_alive():
-                return
-            self._reconciler = threading.Thread(
-                target=self._reconcile_forever,
-                args=(interval_sec, job),
-                name="datahub-listener-reconciler",
-                daemon=True,
-            )
-            self._reconciler.start()
-
-    def _reconcile_forever(self, interval_sec: float, job: Any = None) -> None:
-        if job is not None:
-            if _job_type(job) != "SchedulerJob":
-                return  # a triggerer, a task's LocalTaskJob...: nothing to reconcile here
-            self._watch_runs_from_before(job, interval_sec)
-        failures = 0
-        while True:
-            time.sleep(interval_sec)
-            try:
-                self.reconcile()
-                failures = 0
-            except Exception as exc:  # keep the thread alive; one line per streak of failures
-                failures += 1
-                if failures == 1:
-                    log.warning(
-                        "datahub-airflow-listener: could not look for runs marked in the UI: %s",
-                        one_line(exc),
-                    )
-
-    def _watch_runs_from_before(self, job: Any, interval_sec: float) -> None:
-        """A scheduler starting: also watch the runs an earlier scheduler saw start (still
-        running) and those marked while no scheduler ran (see
-        :func:`compat.runs_to_watch_after_restart`)."""
-        try:
-            runs = compat.runs_to_watch_after_restart(
-                job,
-                margin_sec=max(60.0, 2 * interval_sec),
-                max_age_sec=_RESTART_LOOKBACK_SEC,
-                limit=_MAX_REMEMBERED,
-            )
-        except Exception as exc:
-            log.warning(
-                "datahub-airflow-listener: could not read the runs open before this scheduler "
-                "started; runs marked in the UI before they end may stay open: %s",
-                one_line(exc),
-            )
-            return
-        for run in runs:
-            self._open_runs.add(run)
-        if runs:
-            log.info(
-                "datahub-airflow-listener: watching %d run(s) open or ended since the last "
-                "scheduler stopped",
-                len(runs),
-            )
-
-    def reconcile(self) -> int:
-        """Close the watched runs whose end fired no hook; return how many.
-
-        Airflow 2 fires no hook when a DAG run is marked success or failed in the UI or the
-        REST API, so its instance would stay STARTED. The scheduler's reconciler thread
-        watches the runs it saw start (and, from its start, those of an earlier scheduler):
-        it reads their states (a private read-only session, one query per 500 runs), and
-        for each that has ended records its end exactly as the end hook would have, closing
-        its task tries too.
-        """
-        closed = 0
-
-        def finish(dag_run: Any) -> None:
-            nonlocal closed
-            if compat.enum_value(getattr(dag_run, "state", None)) in _ENDED:
-                self.dag_run_finished(dag_run)
-                closed += 1
-
-        watched = self._open_runs.snapshot()
-        states = compat.dag_run_states(watched)  # one query per 500 runs, then only the ended
-        for dag_id, run_id in watched:
-            state = states.get((dag_id, run_id))
-            if state is None or (
-                state in _ENDED and not compat.read_dag_run(dag_id, run_id, finish)
-            ):
-                self._open_runs.discard((dag_id, run_id))  # deleted meanwhile
-        return closed
-
-    def _close_task_instances(
-        self, runtime: Runtime, dag_run: Any, run_end_ms: int | None, timed_out: bool
-    ) -> list[Any]:
-        """Close every task try of the run that may have had no end event, from its state.
-
-        * Never ran (no hostname): upstream_failed, skipped by a branch, EmptyOperator under
-          the scheduler, never scheduled, marked in the UI -> STARTED at its end time (with its
-          properties and links) + COMPLETE.
-        * Ran on a worker, whose own hook reported the end -> nothing: success; skipped by
-          itself where ``on_task_instance_skipped`` exists (3.2+).
-        * Ran on a worker, maybe without an end hook -> COMPLETE only (its STARTED came from
-          the worker): failed (a kill -9 on the last attempt fires no hook and looks the same
-          in the database as a reported failure), still running/queued when the run ended,
-          skipped by a DAG-run timeout (``msg == "timed_out"``) or by itself before 3.2.
-
-        The COMPLETE of a failure the worker did report is then sent twice: same attempt and
-        result, but at the metadata DB's end time, which on Airflow 3 the supervisor stamps a
-        little after the task's own (identical on 2.x). Its STARTED is never re-sent: the DB's
-        start time differs from the worker's, and a second STARTED would read as a restart.
-        """
-        try:
-            tis = compat.read_task_instances(dag_run)
-        except Exception as exc:
-            log.warning(
-                "datahub-airflow-listener: could not read the task instances of %s/%s: %s",
-                extract_dag_id(dag_run),
-                getattr(dag_run, "run_id", "?"),
-                one_line(exc),
-            )
-            return []
-        mcps: list[Any] = []
-        self_skip_reported = compat.skipped_hook_fires() and not timed_out
-        for ti in tis:
-            state = compat.enum_value(getattr(ti, "state", None))
-            ran = bool(getattr(ti, "hostname", None))
-            if ran and (state == "success" or (state == "skipped" and self_skip_reported)):
-                continue
-            task_id = compat.enum_value(getattr(ti, "task_id", None)) or ""
-            facts = self._task_facts(
-                runtime,
-                ti,
-                dag_run,
-                task=compat.get_dag_task(dag_run, task_id),
-                iolets=not ran,  # the worker may have set iolets at run time; keep its aspects
-            )
-            if facts is None:
-                continue
-            key = _try_key(facts)
-            if key in self._tries_ended:
-                continue
-            if facts.end_ms is None:
-                facts = _with(facts, end_ms=run_end_ms)
-            result, native = extract.result_for_state(state, ran=ran)
-            self._tries_ended.add(key)
-            if not ran:
-                facts = _started_at_end(facts)
-                self._tries_started.add(key, facts.start_ms)
-                mcps.extend(runtime.mapper.task_run_started(facts))
-            mcps.extend(runtime.mapper.task_run_completed(facts, result, native))
+        mcps.extend(runtime.mapper.dag_run_started(attrs.evolve(facts, start_ms=start)))
         return mcps
 
 
@@ -433,64 +367,60 @@ class RunRecorder:
 
 
 def _may_be_a_scheduler(component: Any) -> bool:
-    """Airflow 2 fires ``on_starting`` with a bare Job for every job (scheduler, triggerer,
-    a task's LocalTaskJob); its runner sets ``job_type`` just after."""
-    return (
-        component is not None
-        and type(component).__name__ == "Job"
-        and hasattr(component, "job_type")
-        and not compat.is_airflow_3()
-    )
+    """``on_starting`` receives a bare Job for every job (scheduler, triggerer, 2.x task
+    jobs); its runner sets ``job_type`` just after."""
+    return component is not None and type(component).__name__ == "Job"
 
 
-def _job_type(job: Any, wait_sec: float = 10.0) -> str | None:
-    """The job's type once its runner has set it (read without touching the ORM instance)."""
-    deadline = time.monotonic() + wait_sec
-    while (job_type := vars(job).get("job_type")) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return job_type
+def _unran_lineage(runtime: Runtime, facts: TaskRunFacts, task: Any) -> TaskRunFacts:
+    """A try that never ran has no task process to report its lineage: the declared one."""
+    if task is None or ran_on_a_worker(facts):
+        return facts
+    inlets, outlets = extract.task_iolets(task, runtime.config)
+    return attrs.evolve(facts, inlets=inlets, outlets=outlets)
 
 
-def _run_id(obj: Any) -> str | None:
+def _run_end(dag_run: Any) -> int | None:
     try:
-        value = getattr(obj, "run_id", None)
+        return compat.to_ms(getattr(dag_run, "end_date", None))
+    except Exception:
+        return None
+
+
+def _str_attr(obj: Any, name: str) -> str | None:
+    try:
+        value = getattr(obj, name, None)
     except Exception:
         return None
     return value if isinstance(value, str) else None
 
 
-def extract_dag_id(obj: Any) -> str | None:
+def _task_of(dag: Any, task_id: str) -> Any:
     try:
-        value = getattr(obj, "dag_id", None)
+        task_dict = getattr(dag, "task_dict", None) if dag is not None else None
+        return task_dict.get(task_id) if isinstance(task_dict, dict) else None
     except Exception:
         return None
-    return value if isinstance(value, str) else None
 
 
-def _dag_run_key(facts: Any) -> tuple[str, str, int]:
+def _run_key(facts: DagRunFacts) -> RunKey:
     # clear_number: a cleared run is a new start of the same instance (new STARTED event).
     return (facts.dag_id, facts.run_id, facts.clear_number or 0)
 
 
-def _try_key(facts: Any) -> tuple[str, str, str, int, int]:
+def _try_key(facts: TaskRunFacts) -> TryKey:
     return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index, facts.try_number)
 
 
-def _with(facts: Any, **changes: Any) -> Any:
-    return attrs.evolve(facts, **changes)
+def _try_order(facts: TaskRunFacts) -> tuple[str, int, int]:
+    return (facts.task_id, facts.map_index, facts.try_number)
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _started_at_end(facts: Any) -> Any:
-    """Facts of a try that never ran: it starts when it ends."""
-    end = facts.end_ms if facts.end_ms is not None else _now_ms()
-    return _with(facts, start_ms=end, end_ms=end)
-
-
-def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[Any]:
+def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[MetadataChangeProposal]:
     """DataFlow/DataJob templates when this process has not sent the DAG's current version."""
     if dag is None:
         return []
@@ -506,10 +436,11 @@ def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[Any]:
     )
 
 
-def _alias_lineage(runtime: Runtime, ti: Any, facts: Any) -> list[Any]:
+def _alias_lineage(
+    runtime: Runtime, ti: Any, task: Any, facts: TaskRunFacts
+) -> list[MetadataChangeProposal]:
     """Outputs that asset aliases resolved to during the try (known only at its end)."""
-    task = compat.get_task(ti)
-    if task is None:
+    if task is None or facts.state != "success":
         return []
     from datahub_airflow_listener.adapter import templates
 

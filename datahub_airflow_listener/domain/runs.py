@@ -78,6 +78,11 @@ class DagRunFacts:
     url: str | None = None
     base_url: str | None = None
 
+    @property
+    def attempt(self) -> int:
+        """A cleared DAG run starts again on the same instance: its attempt counts the clears."""
+        return (self.clear_number or 0) + 1
+
 
 @attrs.frozen(kw_only=True)
 class TaskRunFacts:
@@ -199,7 +204,7 @@ class RunMapper:
         )
         rel = DataProcessInstanceRelationships(parent_template=self.flow_urn(facts.dag_id))
         event = DataProcessInstanceRunEvent(
-            timestamp_millis=start, status=DataProcessRunStatus.STARTED, attempt=1
+            timestamp_millis=start, status=DataProcessRunStatus.STARTED, attempt=facts.attempt
         )
         return [
             MetadataChangeProposal(entity_urn=urn, aspect=props),
@@ -214,7 +219,11 @@ class RunMapper:
             MetadataChangeProposal(
                 entity_urn=urn,
                 aspect=_complete_event(
-                    facts.start_ms, facts.end_ms, attempt=1, result=result, native_result=native
+                    facts.start_ms,
+                    facts.end_ms,
+                    attempt=facts.attempt,
+                    result=result,
+                    native_result=native,
                 ),
             )
         ]
@@ -286,6 +295,11 @@ class RunMapper:
             url=facts.url,
         )
         return [MetadataChangeProposal(entity_urn=urn, aspect=event)]
+
+    def task_run_io(self, facts: TaskRunFacts) -> list[MetadataChangeProposal]:
+        """The try's inputs and outputs alone (what its task process knows best)."""
+        urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
+        return self._io(urn, facts, facts.start_ms if facts.start_ms is not None else _now_ms())
 
     def _io(self, urn: str, facts: TaskRunFacts, when: int) -> list[MetadataChangeProposal]:
         out: list[MetadataChangeProposal] = []

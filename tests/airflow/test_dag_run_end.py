@@ -1,4 +1,4 @@
-"""No run left open: the DAG-run end hook closes task tries, inside the scheduler's transaction.
+"""No run left open: the DAG-run end hook transcribes every try, inside the scheduler's transaction.
 
 Real Airflow ORM rows in an in-memory SQLite database (only the tables a DagRun and its task
 instances need). The scheduler's own guard against commits (``prohibit_commit``, the source
@@ -25,6 +25,7 @@ RUN_ID = "scheduled__2024-01-01T00:00:00+00:00"
 MAPPER = RunMapper(cluster="prod")
 START = T0 + timedelta(minutes=1)
 END = T0 + timedelta(minutes=9)
+LOAD_TRY1_END = START + timedelta(seconds=50)
 
 
 def _ms(value: Any) -> int:
@@ -55,7 +56,14 @@ def engine() -> Any:
     eng = create_engine(
         "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
     )
-    tables = [LogTemplate.__table__, DagRun.__table__, TaskInstance.__table__]
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+
+    tables = [
+        LogTemplate.__table__,
+        DagRun.__table__,
+        TaskInstance.__table__,
+        TaskInstanceHistory.__table__,
+    ]
     Base.metadata.create_all(eng, tables=tables)
     return eng
 
@@ -64,8 +72,10 @@ def engine() -> Any:
 def session(engine: Any) -> Iterator[Session]:
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
 
     with engine.begin() as conn:
+        conn.execute(TaskInstanceHistory.__table__.delete())
         conn.execute(TaskInstance.__table__.delete())
         conn.execute(DagRun.__table__.delete())
         run = {
@@ -106,8 +116,21 @@ def session(engine: Any) -> Iterator[Session]:
                     task_display_name=task_id,
                 )
             conn.execute(insert(TaskInstance.__table__).values(**row))
+            if task_id == "load":  # its first try, killed and retried: an earlier try
+                first = dict(row, try_number=1, state="up_for_retry", end_date=LOAD_TRY1_END)
+                first["start_date"] = START + timedelta(seconds=30)
+                if AIRFLOW_3:
+                    first["task_instance_id"] = first.pop("id")
+                    first["dag_version_id"] = row["dag_version_id"]
+                if not _has_column(TaskInstanceHistory, "task_display_name"):
+                    first.pop("task_display_name", None)
+                conn.execute(insert(TaskInstanceHistory.__table__).values(**first))
     with Session(bind=engine) as s:
         yield s
+
+
+def _has_column(model: Any, name: str) -> bool:
+    return name in model.__table__.c
 
 
 def _uuid_for(column: Any) -> Any:
@@ -142,9 +165,11 @@ def _load_run(session: Session) -> Any:
     return dag_run
 
 
-def test_end_hook_closes_every_try_without_its_own_end(
+def test_end_hook_transcribes_every_try_from_the_database(
     registered: Any, recorder: Any, session: Session
 ) -> None:
+    """Every try gets one STARTED and one COMPLETE at the times the database records, whoever
+    ended it; earlier tries too. Nothing is flushed or committed."""
     from airflow.utils.sqlalchemy import prohibit_commit
 
     dag_run = _load_run(session)
@@ -159,41 +184,44 @@ def test_end_hook_closes_every_try_without_its_own_end(
     for urn, status, body in recorder.events():
         by_urn.setdefault(urn, []).append((status, body))
 
-    def outcome(task_id: str) -> list[tuple[str, Any]]:
+    def outcome(task_id: str) -> list[tuple[str, int, int, str | None]]:
         urn = MAPPER.task_run_urn("etl", task_id, RUN_ID)
-        return [(s, b.get("result")) for s, b in by_urn.get(urn, [])]
+        return [
+            (s, b["attempt"], b["timestampMillis"], (b.get("result") or {}).get("type"))
+            for s, b in by_urn.get(urn, [])
+        ]
 
-    assert outcome("extract") == []  # ran and succeeded: its own hook closed it
-    # Ran on a worker (its STARTED came from there): only closed.
-    assert outcome("load") == [("COMPLETE", {"type": "FAILURE", "nativeResultType": "failed"})]
-    assert outcome("report")[-1] == (
-        "COMPLETE",
-        {"type": "SKIPPED", "nativeResultType": "upstream_failed"},
-    )
-    assert outcome("left")[-1] == ("COMPLETE", {"type": "SUCCESS", "nativeResultType": "success"})
-    assert outcome("right")[-1] == ("COMPLETE", {"type": "SKIPPED", "nativeResultType": "skipped"})
-    assert outcome("slow") == [("COMPLETE", {"type": "FAILURE", "nativeResultType": "running"})]
-    assert outcome("later")[-1] == ("COMPLETE", {"type": "SKIPPED", "nativeResultType": "none"})
+    s, e = _ms(START), _ms(END)
+    assert outcome("extract") == [("STARTED", 1, s, None), ("COMPLETE", 1, s + 60_000, "SUCCESS")]
+    assert outcome("load") == [
+        ("STARTED", 1, s + 30_000, None),
+        ("COMPLETE", 1, _ms(LOAD_TRY1_END), "UP_FOR_RETRY"),
+        ("STARTED", 2, s + 120_000, None),
+        ("COMPLETE", 2, e, "FAILURE"),
+    ]
+    # never ran: starts when it ends (the COMPLETE 1 ms later, or they would overwrite)
+    for task_id, result in [("report", "SKIPPED"), ("left", "SUCCESS"), ("right", "SKIPPED")]:
+        assert outcome(task_id) == [("STARTED", 1, e, None), ("COMPLETE", 1, e + 1, result)]
+    assert outcome("slow") == [("STARTED", 1, s, None), ("COMPLETE", 1, e, "FAILURE")]
+    assert outcome("later") == [("STARTED", 1, e, None), ("COMPLETE", 1, e + 1, "SKIPPED")]
 
     load_urn = MAPPER.task_run_urn("etl", "load", RUN_ID)
-    ((_, body),) = by_urn[load_urn]
-    assert body["attempt"] == 2
-    assert body["durationMillis"] == _ms(END) - _ms(ROWS["load"][2])
-    assert body["timestampMillis"] == _ms(END)
-    report = by_urn[MAPPER.task_run_urn("etl", "report", RUN_ID)]
-    assert report[0][1]["timestampMillis"] == _ms(END)  # never ran: starts when it ends
-    assert report[1][1]["timestampMillis"] > report[0][1]["timestampMillis"]
+    assert by_urn[load_urn][-1][1]["durationMillis"] == e - _ms(START + timedelta(minutes=2))
+    assert by_urn[load_urn][-1][1]["result"]["nativeResultType"] == "failed"
+    slow = by_urn[MAPPER.task_run_urn("etl", "slow", RUN_ID)][-1][1]
+    assert slow["result"]["nativeResultType"] == "running"
     (rel,) = recorder.aspects(
         MAPPER.task_run_urn("etl", "report", RUN_ID), "dataProcessInstanceRelationships"
     )
     assert rel["upstreamInstances"] == [load_urn]
+    assert rel["parentInstance"] == MAPPER.dag_run_urn("etl", RUN_ID)
 
     # The DAG run closes last, after its tasks.
     dag_urn = MAPPER.dag_run_urn("etl", RUN_ID)
     last_urn, last_status, last_body = recorder.events()[-1]
     assert (last_urn, last_status) == (dag_urn, "COMPLETE")
     assert last_body["result"]["type"] == "FAILURE"
-    assert last_body["durationMillis"] == _ms(END) - _ms(START)
+    assert last_body["durationMillis"] == e - s
 
 
 def test_unflushed_changes_are_read_but_not_flushed(
@@ -245,62 +273,108 @@ def test_detached_dag_run_reads_through_a_private_session(
     assert MAPPER.task_run_urn("etl", "report", RUN_ID) in urns
 
 
-def test_a_try_that_skipped_itself_is_closed_only_without_a_skipped_hook(
+def test_tries_this_process_recorded_are_not_sent_again(
     registered: Any, recorder: Any, session: Session
 ) -> None:
-    """Skipped after running, no run timeout: 3.2+ reported it (skipped hook); before, not."""
+    """The watch recorded a try's STARTED while it ran: the end hook sends only its COMPLETE,
+    with the duration counted from that STARTED."""
     from airflow.models.taskinstance import TaskInstance
-
-    from datahub_airflow_listener.adapter import compat
 
     dag_run = _load_run(session)
     slow = session.scalar(select(TaskInstance).where(TaskInstance.task_id == "slow"))
-    slow.state = "skipped"
-    call_hook(core_manager(), "on_dag_run_failed", dag_run=dag_run, msg="task_failure")
+    registered._get_recorder().transcribe_running(dag_run, [slow])
     urn = MAPPER.task_run_urn("etl", "slow", RUN_ID)
-    statuses = [s for u, s, _ in recorder.events() if u == urn]
-    assert statuses == ([] if compat.skipped_hook_fires() else ["COMPLETE"])
+    assert [s for u, s, _ in recorder.events() if u == urn] == ["STARTED"]
+    call_hook(core_manager(), "on_dag_run_failed", dag_run=dag_run, msg="task_failure")
+    events = [(s, b) for u, s, b in recorder.events() if u == urn]
+    assert [s for s, _ in events] == ["STARTED", "COMPLETE"]
+    assert events[1][1]["durationMillis"] == _ms(END) - _ms(START)
 
 
-def test_the_reconciler_reads_the_states_of_the_runs_it_watches_in_few_queries(
+def test_the_watch_reads_changed_tries_of_running_runs_in_few_queries(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Airflow 2's reconciler watches every running run: one query per 500, not per run."""
+    """The scheduler's watch: one query for the running runs, two per 500 of them (current and
+    earlier tries changed since the last look), one for the runs that ended."""
     from airflow import settings
     from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
 
-    from datahub_airflow_listener.adapter import compat
+    from datahub_airflow_listener.adapter import metadb
 
     states = ("running", "success", "failed")
-    rows = []
+    runs, tis = [], []
     for dag_id in ("a", "b"):  # the same run ids in two DAGs
-        for i in range(600 if dag_id == "a" else 50):
+        for i in range(1600 if dag_id == "a" else 50):
             logical = T0 + timedelta(seconds=i)
+            state = states[(i + len(dag_id)) % 3] if dag_id == "b" else states[i % 3]
             row = {
                 "dag_id": dag_id,
                 "run_id": f"manual__{i}",
                 "run_type": "manual",
-                "state": states[(i + len(dag_id)) % 3] if dag_id == "b" else states[i % 3],
+                "state": state,
                 "clear_number": 0,
                 "queued_at": T0,
+                "end_date": None if state == "running" else END,
+                "updated_at": END,
             }
             row.update({"logical_date": logical, "run_after": logical} if AIRFLOW_3 else {})
             row.update({} if AIRFLOW_3 else {"execution_date": logical})
-            rows.append(row)
+            runs.append(row)
+            ti = {
+                "task_id": "t",
+                "dag_id": dag_id,
+                "run_id": f"manual__{i}",
+                "map_index": -1,
+                "state": "running",
+                "try_number": 1,
+                "max_tries": 0,
+                "hostname": "w",
+                "start_date": START,
+                "pool": "default_pool",
+                "pool_slots": 1,
+                "queue": "default",
+                "priority_weight": 1,
+                "operator": "EmptyOperator",
+                # half the tries changed before the last look
+                "updated_at": START if i % 2 else END,
+            }
+            if AIRFLOW_3:
+                table = TaskInstance.__table__
+                ti.update(
+                    id=_uuid_for(table.c.id),
+                    dag_version_id=_uuid_for(table.c.dag_version_id),
+                    task_display_name="t",
+                )
+            tis.append(ti)
     with engine.begin() as conn:
+        conn.execute(TaskInstance.__table__.delete())
         conn.execute(DagRun.__table__.delete())
-        conn.execute(insert(DagRun.__table__), rows)
+        conn.execute(insert(DagRun.__table__), runs)
+        conn.execute(insert(TaskInstance.__table__), tis)
     monkeypatch.setattr(settings, "engine", engine)
     selects: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        selects.append(statement)
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
 
     event.listen(engine, "before_cursor_execute", count)
-    watched = [(r["dag_id"], r["run_id"]) for r in rows] + [("a", "deleted"), ("c", "manual__1")]
     try:
-        found = compat.dag_run_states(watched)
+        activity = metadb.read_activity(END - timedelta(seconds=1), ended_since=START)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert found == {(r["dag_id"], r["run_id"]): r["state"] for r in rows}
-    assert len([q for q in selects if q.lstrip().upper().startswith("SELECT")]) == 2
+    running = {(r["dag_id"], r["run_id"]) for r in runs if r["state"] == "running"}
+    changed = {
+        (t["dag_id"], t["run_id"])
+        for t in tis
+        if (t["dag_id"], t["run_id"]) in running and t["updated_at"] == END
+    }
+    got = {(run.dag_id, run.run_id) for run, rows in activity.running for _ in rows}
+    assert got == changed
+    assert all(len(rows) == 1 for _, rows in activity.running)
+    assert {(d, r) for d, r, _ in activity.ended} == {
+        (r["dag_id"], r["run_id"]) for r in runs if r["state"] != "running"
+    }
+    # runs, 2 x (current + earlier tries) for 2 chunks of running runs, ended runs
+    assert len(selects) == 1 + 2 * 2 + 1, selects

@@ -62,6 +62,7 @@ def test_plugin_import_adds_no_http_sqlite_or_transport_modules() -> None:
         "datahub_airflow_listener",
         "datahub_airflow_listener.adapter",
         "datahub_airflow_listener.adapter.listener",
+        "datahub_airflow_listener.adapter.logs",
         "datahub_airflow_listener.adapter.plugin",
     }
     assert "datahub_airflow_listener.adapter.listener" in ours

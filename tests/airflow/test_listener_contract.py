@@ -127,7 +127,11 @@ def task_process(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.usefixtures("task_process")
-def test_task_try_started_and_completed(registered: Any, recorder: Any, dag: Any) -> None:
+def test_a_task_process_sends_only_its_tries_lineage(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    """The try's record (instance, STARTED, COMPLETE) comes from the metadata database; the
+    task process adds what only it knows: the try's inputs and outputs."""
     load = dag.get_task("load")
     if AIRFLOW_3:
         ti = make_runtime_ti(load, try_number=2)
@@ -137,77 +141,62 @@ def test_task_try_started_and_completed(registered: Any, recorder: Any, dag: Any
     manager = task_manager()
     call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
     ti.state = "success"
-    ti.end_date = ti.start_date.replace(minute=ti.start_date.minute + 3)
     call_hook(manager, "on_task_instance_success", previous_state="running", task_instance=ti)
 
+    assert recorder.events() == []
+    assert {(m.entity_urn, m.aspect_name) for m in recorder.mcps} == {
+        (LOAD_URN, "dataProcessInstanceOutput")
+    }
+    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")  # sent once, unchanged
+    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
+
+
+@pytest.mark.usefixtures("task_process")
+def test_a_task_process_without_lineage_sends_nothing(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    task = dag.get_task("skipped")
+    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
+    manager = task_manager()
+    call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    ti.state = "failed"
+    call_hook(manager, "on_task_instance_failed", task_instance=ti, error=RuntimeError("boom"))
+    assert not recorder.built
+
+
+@pytest.mark.parametrize(
+    ("state", "result"), [("up_for_retry", "UP_FOR_RETRY"), ("failed", "FAILURE")]
+)
+def test_a_try_ended_by_the_scheduler_is_transcribed_at_its_recorded_times(
+    registered: Any, recorder: Any, dag: Any, state: str, result: str
+) -> None:
+    """The scheduler's failure hook (heartbeat timeout, a killed task): the try's whole record
+    at the database's times, identical to what any other process would send."""
+    end = T0.replace(minute=7)
+    ti = make_orm_ti(dag.get_task("load"), state=state, start_date=T0, end_date=end)
+    ti.hostname = "worker-1"
+    ti.try_number = 3
+    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
     events = recorder.events()
     assert [(u, s) for u, s, _ in events] == [(LOAD_URN, "STARTED"), (LOAD_URN, "COMPLETE")]
     started, complete = events[0][2], events[1][2]
-    assert started["attempt"] == complete["attempt"] == 2
-    assert complete["result"] == {"type": "SUCCESS", "nativeResultType": "success"}
-    assert complete["durationMillis"] == 3 * 60 * 1000
-    assert complete["timestampMillis"] > started["timestampMillis"]
+    assert started["timestampMillis"] == int(T0.timestamp() * 1000)
+    assert complete["timestampMillis"] == int(end.timestamp() * 1000)
+    assert complete["durationMillis"] == 7 * 60 * 1000
+    assert started["attempt"] == complete["attempt"] == 3
+    assert complete["result"] == {"type": result, "nativeResultType": state}
     (rel,) = recorder.aspects(LOAD_URN, "dataProcessInstanceRelationships")
     assert rel["parentInstance"] == DAG_RUN_URN
     assert rel["upstreamInstances"] == [EXTRACT_URN]
     assert rel["parentTemplate"] == "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"
-    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
-    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
     (props,) = recorder.aspects(LOAD_URN, "dataProcessInstanceProperties")
-    assert props["customProperties"]["try_number"] == "2"
-    assert props["customProperties"]["operator"] == "EmptyOperator"
+    assert props["customProperties"]["try_number"] == "3"
+    assert props["customProperties"]["hostname"] == "worker-1"
     assert "/dags/etl/" in props["externalUrl"]
-
-
-@pytest.mark.usefixtures("task_process")
-@pytest.mark.parametrize(
-    ("state", "result"), [("up_for_retry", "UP_FOR_RETRY"), ("failed", "FAILURE")]
-)
-def test_failed_hook_tells_a_retry_from_a_final_failure(
-    registered: Any, recorder: Any, dag: Any, state: str, result: str
-) -> None:
-    task = dag.get_task("extract")
-    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
-    manager = task_manager()
-    call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
-    ti.state = state
-    call_hook(
-        manager,
-        "on_task_instance_failed",
-        previous_state="running",
-        task_instance=ti,
-        error=RuntimeError("boom"),
-    )
-    *_, (urn, status, body) = recorder.events()
-    assert (urn, status) == (EXTRACT_URN, "COMPLETE")
-    assert body["result"] == {"type": result, "nativeResultType": state}
-    assert body["attempt"] == 1
-
-
-@pytest.mark.usefixtures("task_process")
-def test_a_try_that_fails_before_running_still_gets_started(
-    registered: Any, recorder: Any, dag: Any
-) -> None:
-    task = dag.get_task("extract")
-    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
-    ti.state = "failed"
-    call_hook(task_manager(), "on_task_instance_failed", task_instance=ti, error="parse error")
-    assert [s for _, s, _ in recorder.events()] == ["STARTED", "COMPLETE"]
-    assert recorder.aspects(EXTRACT_URN, "dataProcessInstanceProperties")
-
-
-@pytest.mark.skipif(
-    not compat.skipped_hook_fires(), reason="on_task_instance_skipped fires on Airflow 3.2+ only"
-)
-@pytest.mark.usefixtures("in_task_process")
-def test_task_that_skips_itself_is_skipped(registered: Any, recorder: Any, dag: Any) -> None:
-    ti = make_runtime_ti(dag.get_task("extract"))
-    call_hook(task_manager(), "on_task_instance_running", task_instance=ti)
-    ti.state = "skipped"
-    call_hook(task_manager(), "on_task_instance_skipped", task_instance=ti)
-    *_, (_, status, body) = recorder.events()
-    assert status == "COMPLETE"
-    assert body["result"]["type"] == "SKIPPED"
+    # The same hook again (a restarted scheduler would re-send identical events; this one
+    # remembers it sent them).
+    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
+    assert len(recorder.events()) == 2
 
 
 def test_marked_success_in_the_ui_before_it_ran_opens_and_closes_it(
@@ -221,16 +210,9 @@ def test_marked_success_in_the_ui_before_it_ran_opens_and_closes_it(
     assert [s for _, s, _ in events] == ["STARTED", "COMPLETE"]
     assert events[0][2]["timestampMillis"] == int(T0.timestamp() * 1000)
     assert events[1][2]["timestampMillis"] > events[0][2]["timestampMillis"]
-
-
-def test_killed_try_reported_by_the_scheduler_only_completes(
-    registered: Any, recorder: Any, dag: Any
-) -> None:
-    """A try that ran elsewhere: the scheduler's failure hook adds COMPLETE, not a new start."""
-    ti = make_orm_ti(dag.get_task("load"), state="failed", start_date=T0, end_date=T0)
-    ti.hostname = "worker-1"
-    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
-    assert [s for _, s, _ in recorder.events()] == ["COMPLETE"]
+    # never ran: its declared lineage comes with it
+    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
+    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
 
 
 # -- DAG runs -------------------------------------------------------------------------------------
