@@ -48,6 +48,7 @@ __all__ = [
     "airflow_version",
     "asset_types",
     "base_hook_class",
+    "earlier_try_state",
     "dag_run_url",
     "enum_value",
     "get_connection",
@@ -188,6 +189,18 @@ def in_dag_test_process(dag_run: Any = None) -> bool:
 
 
 # -- values -------------------------------------------------------------------------------------
+
+
+def earlier_try_state(row: Any) -> str | None:
+    """The state of an earlier try (a ``task_instance_history`` row).
+
+    Airflow 2 copies a try it is about to retry into the history while its state still says
+    ``running`` (its end_date already set): that try ended up_for_retry.
+    """
+    state = enum_value(getattr(row, "state", None))
+    if state == "running" and not is_airflow_3() and getattr(row, "end_date", None) is not None:
+        return "up_for_retry"
+    return state
 
 
 def enum_value(value: Any) -> str | None:

@@ -263,7 +263,11 @@ class RunRecorder:
         facts = extract.task_run_facts(
             row, task=task, dag_run=dag_run, base_url=runtime.base_url, include_iolets=False
         )
-        return None if facts is None else _unran_lineage(runtime, facts, task)
+        if facts is None:
+            return None
+        if type(row).__name__ == "TaskInstanceHistory":
+            facts = attrs.evolve(facts, state=compat.earlier_try_state(row))
+        return _unran_lineage(runtime, facts, task)
 
     def _transcript(
         self, runtime: Runtime, facts: Iterable[TaskRunFacts], run_end_ms: int | None = None
