@@ -20,13 +20,17 @@ materialize_iolets             true                      create/undelete dataset
 dag_filter_pattern             {"allow": [".*"]}         allow/deny regex JSON on dag ids; the
                                                          official ``dag_filter_str`` is honoured
 dataset_pattern                {"allow": [".*"]}         allow/deny regex JSON on dataset urns
-flush_timeout_sec              2                         deadline of the flush at process end
+flush_timeout_sec              2                         deadline of ``datahub-airflow-listener
+                                                         flush`` without ``--timeout``
+exit_wait_ms                   50                        at most this long a task process waits
+                                                         at exit for its events (0 when DataHub
+                                                         is known failing or slow)
 outbox_max_rows                100000                    bound of the local outbox (oldest dropped)
 outbox_path                    $AIRFLOW_HOME/datahub     directory of the outbox / local store
 kill_switch_file               <outbox_path>/disabled    this file existing disables every hook
-reconcile_interval_sec         60                        Airflow 2: how often the scheduler looks
-                                                         for the end of runs it saw start that
-                                                         ended without a hook (marked in the UI)
+reconcile_interval_sec         5                         how often the scheduler reads the tries
+                                                         of running DAG runs (and runs ended
+                                                         without a hook) from the metadata DB
 =============================  ========================  ==========================================
 
 Allow/deny JSON has the official plugin's shape: ``{"allow": [...], "deny": [...],
@@ -237,11 +241,12 @@ class DatahubConfig:
     dag_filter_pattern: AllowDeny = attrs.field(factory=AllowDeny)
     dataset_pattern: AllowDeny = attrs.field(factory=AllowDeny)
     flush_timeout_sec: float = 2.0
+    exit_wait_ms: float = 50.0
     outbox_max_rows: int = 100_000
     outbox_path: str = attrs.field(factory=lambda: os.path.join(_default_home(), "datahub"))
     kill_switch_file: str = ""
     sample_dags: SamplePolicy = attrs.field(factory=SamplePolicy)
-    reconcile_interval_sec: float = 60.0
+    reconcile_interval_sec: float = 5.0
 
     def __attrs_post_init__(self) -> None:
         if not self.kill_switch_file:
@@ -295,6 +300,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError("expected a number >= 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -331,6 +343,7 @@ _KNOWN_KEYS: Final = frozenset(
         "dag_filter_str",
         "dataset_pattern",
         "flush_timeout_sec",
+        "exit_wait_ms",
         "outbox_max_rows",
         "outbox_path",
         "kill_switch_file",
@@ -383,11 +396,12 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         dag_filter_pattern=r.parse(dag_key, AllowDeny(), AllowDeny.from_json),
         dataset_pattern=r.parse("dataset_pattern", AllowDeny(), AllowDeny.from_json),
         flush_timeout_sec=r.parse("flush_timeout_sec", 2.0, _positive_float),
+        exit_wait_ms=r.parse("exit_wait_ms", 50.0, _non_negative_float),
         outbox_max_rows=r.parse("outbox_max_rows", 100_000, _positive_int),
         outbox_path=outbox_path,
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
         sample_dags=r.parse("sample_dags", SamplePolicy(), parse_sample_dags),
-        reconcile_interval_sec=r.parse("reconcile_interval_sec", 60.0, _positive_float),
+        reconcile_interval_sec=r.parse("reconcile_interval_sec", 5.0, _positive_float),
     )
 
 

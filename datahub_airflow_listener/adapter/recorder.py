@@ -177,6 +177,8 @@ class RunRecorder:
         runtime, dag_run, task, facts = found
         mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
         if compat.ran_in_this_process(ti):
+            if not compat.in_dag_test_process(dag_run):
+                runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=False))
         else:
             mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))
@@ -193,6 +195,8 @@ class RunRecorder:
         runtime, dag_run, task, facts = found
         mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
         if compat.ran_in_this_process(ti):
+            if not compat.in_dag_test_process(dag_run):
+                runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=True, ti=ti))
         else:
             mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))

@@ -69,6 +69,8 @@ class Dispatcher(Protocol):
 
     def flush(self, timeout: float, *, only_own: bool = False) -> Any: ...
 
+    short_lived: bool
+
 
 def sink_name(conn_id: str) -> str:
     """The sink's identity in the shared outbox (never contains a secret)."""
@@ -151,7 +153,10 @@ def _transport_dispatcher(sinks: SinkFactories, config: DatahubConfig) -> Dispat
         sinks,
         os.path.join(config.outbox_path, OUTBOX_FILENAME),
         max_rows=config.outbox_max_rows,
-        config=DispatcherConfig(flush_timeout_sec=config.flush_timeout_sec),
+        config=DispatcherConfig(
+            flush_timeout_sec=config.flush_timeout_sec,
+            exit_wait_sec=config.exit_wait_ms / 1000.0,
+        ),
     )
 
 
@@ -169,6 +174,7 @@ class Runtime:
     # conn_id -> (kind, settings), filled on the hook's thread in a task-SDK process.
     _resolved: dict[str, SinkSpec] = attrs.field(factory=dict)
     _sdk_retry_at: float = 0.0
+    _short_lived: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def preload(self) -> None:
@@ -216,14 +222,21 @@ class Runtime:
                 self.prepare()
             dispatcher.submit(mcps)
 
-    def flush(self, timeout: float | None = None) -> Any:
-        """The flush of a process about to stop (``before_stopping``): this process's events,
-        with the configured deadline; no-op if nothing was ever submitted."""
+    def flush(self) -> Any:
+        """The flush of a process about to stop (``before_stopping``): this process's events
+        made durable, then at most ``exit_wait_ms`` of waiting for their delivery; no-op if
+        nothing was ever submitted."""
         dispatcher = self._dispatcher
         if dispatcher is None:
             return None
-        timeout = self.config.flush_timeout_sec if timeout is None else timeout
-        return dispatcher.flush(timeout, only_own=True)
+        return dispatcher.flush(self.config.exit_wait_ms / 1000.0, only_own=True)
+
+    def short_lived(self) -> None:
+        """This process runs one task try and exits: its sender leaves a failing or slow
+        destination to the long-lived processes (see the dispatcher)."""
+        self._short_lived = True
+        if self._dispatcher is not None:
+            self._dispatcher.short_lived = True
 
     def dispatcher(self) -> Dispatcher:
         dispatcher = self._dispatcher
@@ -234,6 +247,8 @@ class Runtime:
                 self.prepare()
                 sinks = [(sink_name(c), self._sink_factory(c)) for c in self.config.conn_ids]
                 self._dispatcher = _dispatcher_factory(sinks, self.config)
+                if self._short_lived:
+                    self._dispatcher.short_lived = True
             return self._dispatcher
 
     def _sink_factory(self, conn_id: str) -> Callable[[], Any]:

@@ -22,12 +22,16 @@ Contract:
 * Sinks are created lazily from factories, on the shipper (or in ``flush``), never in
   ``submit``: resolving an Airflow connection may take a while.
 * ``flush(timeout)`` first moves everything still in memory to the outbox (fast, always), then
-  delivers until the deadline; it never waits longer than ``timeout``. An exiting process
-  (``before_stopping``, and an ``atexit`` handler with ``flush_timeout_sec``, default 2 s)
-  flushes ``only_own``: it waits only until what it submitted (and what is ahead of it) is
-  delivered, by itself or by the process shipping the sink, then hands the sink's lease back.
-  What is not delivered stays in the outbox for the next process that runs a sender, or for
-  ``flush`` from the command line.
+  delivers until the deadline (a request started before it runs to the transport's timeout).
+  An exiting process (``before_stopping``, or the ``atexit`` handler if that did not run)
+  flushes ``only_own`` once: its events become durable, then it waits at most
+  ``exit_wait_sec`` (50 ms) for the shipper thread to deliver them, and not at all when the
+  machine's last sender found the destination failing or slow (``Outbox.health``); then it
+  hands the sink's lease back. What is not delivered stays in the outbox for the next process
+  that runs a sender, or for ``flush`` from the command line.
+* A short-lived process (a task process, ``short_lived``) starts no request to a destination
+  known to be failing or slow, so it never exits in the middle of one: a slow DataHub is not
+  sent the same batch again by each task that ends.
 * Fork-safe: the child of a fork gets a fresh queue, fresh locks, a new lease identity and no
   threads; it starts its own on its first submit. The parent's pending events stay the
   parent's. The exit flush runs only in a process that submitted something.
@@ -42,7 +46,7 @@ Building one::
         config=DispatcherConfig(flush_timeout_sec=2.0),
     )
     dispatcher.submit(mcps)          # in the hook
-    dispatcher.flush(2.0, only_own=True)  # in before_stopping
+    dispatcher.flush(only_own=True)  # in before_stopping
 
 A sink's name is its identity in the shared outbox: every process that configures the same
 destination must use the same name (and no secret may be part of it).
@@ -99,7 +103,11 @@ _SPOOL_PAUSE_SEC = 0.0002  # between chunks: lets waiting threads take the GIL
 class DispatcherConfig:
     """Tuning of the sender. Defaults suit an Airflow deployment; tests shrink the times."""
 
-    flush_timeout_sec: float = 2.0  # default for flush() and the atexit flush
+    flush_timeout_sec: float = 2.0  # default for flush()
+    exit_wait_sec: float = 0.05  # an exiting process waits at most this for its own events
+    slow_request_sec: float = 1.0  # a request slower than this marks its destination slow
+    health_max_age_sec: float = 300.0  # a recorded health older than this is forgotten
+    short_lived: bool = False  # a task process: leaves a failing or slow destination alone
     batch_rows: int = 1000  # MCPs claimed per emit (at least: whole stored batches)
     poll_interval_sec: float = 5.0  # how often to look for rows other processes left
     sink_backoff: BackoffPolicy = attrs.field(factory=lambda: BackoffPolicy(base=1.0, cap=60.0))
@@ -168,6 +176,7 @@ class Dispatcher:
         if len({s.name for s in self._sinks}) != len(self._sinks):
             raise ValueError("sink names must be unique")
         self._closed = False
+        self.short_lived = self.config.short_lived
         self._reset_process_state()
         if self.config.register_atexit:
             self._atexit = _weak_call(self, "_at_exit")
@@ -199,6 +208,8 @@ class Dispatcher:
         self._dropped = 0
         self._warned_queue_full = False
         self._used = False  # submitted anything in this process (the exit flush cares)
+        self._exit_flushed = False  # the exit flush ran, and nothing was submitted since
+        self._health: dict[str, tuple[bool, bool, float]] = {}  # sink -> last recorded
         self._retiring = False  # exiting: the shipper leaves other processes' events alone
         self._outbox_broken = False
         self._poll_at = 0.0
@@ -221,6 +232,7 @@ class Dispatcher:
                 self._drop_oldest_submission()
             pending.append((tuple(mcps), int(time.time() * 1000)))
             self._used = True
+            self._exit_flushed = False
             self._retiring = False
             if self._thread is None:
                 self._start_thread()
@@ -283,7 +295,12 @@ class Dispatcher:
             try:
                 self._poll_outbox()
                 for sink in self._sinks:
-                    if sink.has_work and time.monotonic() >= sink.retry_at and not self._retiring:
+                    if (
+                        sink.has_work
+                        and time.monotonic() >= sink.retry_at
+                        and not self._retiring
+                        and not self._leave_alone(sink)
+                    ):
                         self._ship(sink, deadline=None)
             except Exception:  # keep the thread alive whatever happens
                 log.warning("DataHub shipper failed; continuing", exc_info=True)
@@ -464,10 +481,12 @@ class Dispatcher:
                     if deadline is None and not self._queue:  # idle: fsync off the busy path
                         outbox.checkpoint()
                     return True
+                began = time.monotonic()
                 report = transport.emit_records(
                     [row.record for row in rows], deadline=self._emit_deadline(deadline)
                 )
                 self._settle(sink, rows, report)
+                self._record_health(sink, report.error, time.monotonic() - began)
                 if report.error is not None:
                     self._sink_failed(sink, str(report.error))
                     return False
@@ -500,6 +519,34 @@ class Dispatcher:
                 return False
             self._sink_recovered(sink)
         return not sink.fallback
+
+    def _record_health(self, sink: _Sink, error: Exception | None, seconds: float) -> None:
+        """Share what this request showed with the machine's other processes (on a change,
+        else at most every 10 s: one small write)."""
+        failing, slow = error is not None, seconds > self.config.slow_request_sec
+        last = self._health.get(sink.name)
+        now = time.monotonic()
+        if last is not None and last[:2] == (failing, slow) and now - last[2] < 10.0:
+            return
+        self._health[sink.name] = (failing, slow, now)
+        with contextlib.suppress(Exception):
+            self.outbox.record_health(
+                sink.name, failing=failing, slow=slow, error=None if error is None else str(error)
+            )
+
+    def _known_bad(self, sink: _Sink) -> bool:
+        """The machine's last sender found this destination failing or slow."""
+        try:
+            health = self.outbox.health(sink.name, max_age_sec=self.config.health_max_age_sec)
+        except Exception:
+            return False
+        return health.failing or health.slow
+
+    def _leave_alone(self, sink: _Sink) -> bool:
+        """A short-lived process starts no request to a destination known to be failing or
+        slow: it would likely exit in the middle of it, and the next sender would send the
+        same events again. Long-lived processes (and the ``flush`` command) deliver them."""
+        return self.short_lived and self._known_bad(sink)
 
     def _sink_failed(self, sink: _Sink, reason: str) -> None:
         if self._closed:  # a request that outlived close(): its rows stay in the outbox
@@ -538,36 +585,34 @@ class Dispatcher:
     # ------------------------------------------------------------------ flush / stats / close
 
     def flush(self, timeout: float | None = None, *, only_own: bool = False) -> FlushReport:
-        """Spool memory to the outbox, then deliver until done or ``timeout`` (bounded).
+        """Spool memory to the outbox, then deliver the whole backlog of every sink until done
+        or ``timeout``. A request started before the deadline runs to the transport's own
+        timeout: cutting it short would leave the destination with a batch it may still
+        process and the outbox with the same batch to send again.
 
-        Done means the whole backlog of every sink; with ``only_own`` (a process about to
-        exit) it means what this process submitted, and whatever waits ahead of it, delivered
-        by this process or by another one shipping the sink meanwhile: an exiting task does not
-        wait for events submitted after its own. Such a flush also retires the shipper thread
-        (until the next submit): it ends its step, gives the lease back and leaves the rest of
-        the backlog to the next sender, so a process never exits holding the sink.
+        ``only_own``: the exit flush of a process about to exit (:meth:`_exit_flush`), with
+        ``timeout`` as its waiting budget.
         """
+        if only_own:
+            return self._exit_flush(
+                self.config.exit_wait_sec if timeout is None else max(0.0, timeout)
+            )
         started = time.monotonic()
         timeout = self.config.flush_timeout_sec if timeout is None else max(0.0, timeout)
         deadline = started + timeout
-        if only_own:
-            self._retiring = True
         try:
             self._spool(timeout=timeout)
             given_up: set[str] = set()
             while time.monotonic() < deadline:
                 open_sinks = [
-                    s
-                    for s in self._sinks
-                    if s.name not in given_up and self._left(s, only_own=only_own)
+                    s for s in self._sinks if s.name not in given_up and self._has_work(s)
                 ]
                 if not open_sinks:
                     break
                 finished = True
                 for sink in open_sinks:
                     failures = sink.failures
-                    through = self.outbox.last_written(sink.name) if only_own else None
-                    if self._ship(sink, deadline, through):
+                    if self._ship(sink, deadline):
                         continue
                     if sink.failures > failures:
                         given_up.add(sink.name)  # failed during this flush: do not spin
@@ -578,24 +623,62 @@ class Dispatcher:
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         except Exception:
             log.warning("DataHub flush failed", exc_info=True)
-        # Let the shipper thread's step end (bounded). A full flush: it may have settled the
-        # last rows (the outbox says "nothing waiting") without having counted them yet. An
-        # exit flush: retiring, it stops after its request in flight and gives the lease back;
-        # a process that exited under it would cut that request off mid-body.
+        # Let the shipper thread's step end (bounded): it may have settled the last rows (the
+        # outbox says "nothing waiting") without having counted them yet.
         if self._ship_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             self._ship_lock.release()
         counts = self.counts()
-        waiting = counts.waiting
-        if only_own:
-            waiting = self._in_memory() + sum(self._left_count(s) for s in self._sinks)
         elapsed = time.monotonic() - started
+        return FlushReport(
+            delivered=counts.delivered,
+            failed=counts.failed,
+            waiting=counts.waiting,
+            dropped=counts.dropped,
+            timed_out=counts.waiting > 0 and elapsed >= timeout,
+            elapsed_sec=elapsed,
+        )
+
+    def _exit_flush(self, budget: float) -> FlushReport:
+        """A process about to exit: make its events durable, then wait (at most ``budget``)
+        for them to be delivered, only where that is worth it.
+
+        The exiting thread starts no request: the shipper thread delivers (a request runs to
+        the transport's timeout, never cut short by this budget, so a slow destination never
+        receives the same batch twice because a waiting process gave up). No waiting at all
+        for a destination the machine's last sender found failing or slow: the events are in
+        the outbox, and the next sender delivers them. Then the shipper retires: it ends its
+        request in flight and hands the sink's lease back. Runs once per process (the
+        ``before_stopping`` hook and the exit handler share it).
+        """
+        started = time.monotonic()
+        if not self._exit_flushed:
+            self._spool(timeout=budget)
+            own = [s for s in self._sinks if self._left(s, only_own=True)]
+            wait_for = [s for s in own if not self._known_bad(s)]
+            if wait_for:
+                if self._thread is None:
+                    self._start_thread()
+                self._ship_wake.set()
+                deadline = started + budget
+                while time.monotonic() < deadline and any(
+                    self._left(s, only_own=True) for s in wait_for
+                ):
+                    time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+            self._retiring = True
+            self._exit_flushed = True
+            # Within what is left of the budget, let a request in flight end and the lease go
+            # back: exiting under it would cut the request off.
+            if self._ship_lock.acquire(timeout=max(0.0, started + budget - time.monotonic())):
+                self._ship_lock.release()
+        counts = self.counts()
+        waiting = self._in_memory() + sum(self._left_count(s) for s in self._sinks)
         return FlushReport(
             delivered=counts.delivered,
             failed=counts.failed,
             waiting=waiting,
             dropped=counts.dropped,
-            timed_out=waiting > 0 and elapsed >= timeout,
-            elapsed_sec=elapsed,
+            timed_out=waiting > 0,
+            elapsed_sec=time.monotonic() - started,
         )
 
     def _left(self, sink: _Sink, *, only_own: bool) -> bool:
@@ -662,7 +745,7 @@ class Dispatcher:
             return
         if not self._used:  # a process that sent nothing leaves the backlog to the others
             return
-        report = self.flush(self.config.flush_timeout_sec, only_own=True)
+        report = self.flush(self.config.exit_wait_sec, only_own=True)
         if report.waiting:
             log.info(
                 "DataHub: %d event(s) left in the outbox %s for the next sender",

@@ -20,6 +20,9 @@ Contract:
   dropped, counted (``dropped``), and this process warns once per sink.
 * Counters (waiting, delivered, dead, dropped) live in the ``sinks`` table and change in the
   same transaction as the rows, so they are exact and cost O(1) to read.
+* **Health** (``sink_health``): the last sender to talk to a destination records whether it
+  failed, and whether its last request was slow. Every process of the machine reads it, so a
+  process about to exit knows, without a request of its own, when waiting is pointless.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import attrs
 from datahub_airflow_listener.transport._sqlite import SqliteFile, fork_gate
 from datahub_airflow_listener.transport.base import WireRecord
 
-__all__ = ["DeadLetter", "Outbox", "OutboxRow", "SinkCounts", "new_holder_id"]
+__all__ = ["DeadLetter", "Outbox", "OutboxRow", "SinkCounts", "SinkHealth", "new_holder_id"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,13 @@ CREATE TABLE IF NOT EXISTS sinks (
     dropped INTEGER NOT NULL DEFAULT 0,
     lease_holder TEXT,
     lease_expires_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sink_health (
+    sink TEXT PRIMARY KEY,
+    failing INTEGER NOT NULL DEFAULT 0,
+    slow INTEGER NOT NULL DEFAULT 0,
+    updated_ms INTEGER NOT NULL DEFAULT 0,
+    error TEXT
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -235,6 +245,15 @@ class _Written:
                 gone = self._batches.pop(seq, None)
                 if gone is not None:
                     self._mcps -= len(gone[1])
+
+
+@attrs.frozen(kw_only=True)
+class SinkHealth:
+    """A destination's health as the machine's last sender saw it."""
+
+    failing: bool = False
+    slow: bool = False
+    error: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -525,6 +544,34 @@ class Outbox:
         """In a forked child: what the parent wrote is not the child's (see ``waiting_mine``)."""
         self._written = _Written(_CACHED_MCPS)
         self._last_written = {}
+
+    # ------------------------------------------------------------------ health
+
+    def record_health(
+        self, sink: str, *, failing: bool, slow: bool = False, error: str | None = None
+    ) -> None:
+        """What the last request to ``sink`` showed (any process; the newest wins)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sink_health (sink, failing, slow, updated_ms, error) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET failing = excluded.failing,"
+                " slow = excluded.slow, updated_ms = excluded.updated_ms, error = excluded.error",
+                (sink, int(failing), int(slow), _now_ms(), error),
+            )
+
+    def health(self, sink: str, *, max_age_sec: float) -> SinkHealth:
+        """The last recorded health of ``sink``; unknown (healthy) when older than
+        ``max_age_sec`` or never recorded."""
+        row = (
+            self._db.connection()
+            .execute(
+                "SELECT failing, slow, updated_ms, error FROM sink_health WHERE sink = ?", (sink,)
+            )
+            .fetchone()
+        )
+        if row is None or _now_ms() - int(row[2]) > max_age_sec * 1000:
+            return SinkHealth()
+        return SinkHealth(failing=bool(row[0]), slow=bool(row[1]), error=row[3])
 
     # ------------------------------------------------------------------ reading
 

@@ -376,13 +376,12 @@ class RestTransport(TransportBase):
     # ------------------------------------------------------------------ HTTP
 
     def _timeouts(self, deadline: float | None) -> tuple[float, float]:
-        connect, read = self.config.connect_timeout_sec, self.config.timeout_sec
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineError("deadline passed before the request was sent")
-            connect, read = min(connect, remaining), min(read, remaining)
-        return connect, read
+        """The connection's own timeouts. A caller's deadline decides whether a request starts
+        (and whether a retry does), never how long a started one may take: a request cut
+        short may still be processed by the server, and its events would be sent again."""
+        if deadline is not None and deadline - time.monotonic() <= 0:
+            raise DeadlineError("deadline passed before the request was sent")
+        return self.config.connect_timeout_sec, self.config.timeout_sec
 
     def _post(self, action: str, body: str, deadline: float | None) -> None:
         """POST one Rest.li action with retries; return on 2xx, raise a TransportError."""

@@ -55,6 +55,7 @@ class RecordingDispatcher:
     mcps: list[Any] = attrs.field(factory=list)
     flushes: list[tuple[float, bool]] = attrs.field(factory=list)
     fail: bool = False
+    short_lived: bool = False
 
     def submit(self, mcps: Sequence[Any]) -> None:
         if self.fail:

@@ -42,7 +42,8 @@ def test_defaults_match_the_official_plugins() -> None:
     assert config.capture_tags_info is True
     assert config.materialize_iolets is True
     assert config.flush_timeout_sec == 2.0
-    assert config.reconcile_interval_sec == 60.0
+    assert config.reconcile_interval_sec == 5.0
+    assert config.exit_wait_ms == 50.0
     assert config.outbox_max_rows == 100_000
     assert config.outbox_path == os.path.join(os.environ["AIRFLOW_HOME"], "datahub")
     assert config.kill_switch_file == os.path.join(config.outbox_path, "disabled")
@@ -105,7 +106,7 @@ def test_every_key_is_read() -> None:
         ("flush_timeout_sec", "-1", "flush_timeout_sec", 2.0),
         ("flush_timeout_sec", "nan", "flush_timeout_sec", 2.0),
         ("flush_timeout_sec", "soon", "flush_timeout_sec", 2.0),
-        ("reconcile_interval_sec", "0", "reconcile_interval_sec", 60.0),
+        ("reconcile_interval_sec", "0", "reconcile_interval_sec", 5.0),
         ("outbox_max_rows", "0", "outbox_max_rows", 100_000),
         ("outbox_max_rows", "1e3", "outbox_max_rows", 100_000),
         ("cluster", "a,b", "cluster", "prod"),

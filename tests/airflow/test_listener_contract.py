@@ -287,16 +287,16 @@ def test_dags_test_emits_the_dag_run_start_at_the_first_task_once(
 # -- lifecycle ------------------------------------------------------------------------------------
 
 
-def test_before_stopping_flushes_with_the_configured_deadline(
+def test_before_stopping_waits_at_most_the_configured_exit_wait(
     registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datahub_airflow_listener.adapter import config
 
-    monkeypatch.setenv("AIRFLOW__DATAHUB__FLUSH_TIMEOUT_SEC", "1.5")
+    monkeypatch.setenv("AIRFLOW__DATAHUB__EXIT_WAIT_MS", "30")
     config.reset_config()
     call_hook(core_manager(), "on_dag_run_running", dag_run=make_dag_run(), msg="started")
     call_hook(core_manager(), "before_stopping", component=object())
-    assert recorder.flushes == [(1.5, True)]  # a stopping process: its own events
+    assert recorder.flushes == [(0.03, True)]  # a stopping process: its own events
 
 
 def test_before_stopping_without_events_builds_nothing(registered: Any, recorder: Any) -> None:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS: Final = REPO_ROOT / "dags_examples"
 SCENARIO_DAGS: Final = Path(__file__).resolve().parent / "dags"
+LIFECYCLE_DAGS: Final = Path(__file__).resolve().parent / "dags_lifecycle"
 
 TERMINAL_RUN_STATES: Final = frozenset({"success", "failed"})
 TERMINAL_TI_STATES: Final = frozenset(
@@ -163,6 +164,12 @@ class AirflowEnv:
     @property
     def db_path(self) -> Path:
         return self.home / "airflow.db"
+
+    @property
+    def db_url(self) -> str:
+        """The metadata DB's SQLAlchemy URL (SQLite under the home unless configured)."""
+        configured = self.extra_env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        return configured or f"sqlite:///{self.db_path}"
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The full environment of an Airflow process of this home."""
@@ -323,8 +330,10 @@ class Deployment:
         parallelism: int = 4,
         startup_timeout: float = 120,
         stop_grace: float = 20,
+        triggerer: bool = False,
     ) -> None:
         self.af = airflow_env
+        self.triggerer = triggerer
         self.version = airflow_env.version
         self.api_port = free_port()
         self.log_server_port = free_port()
@@ -407,10 +416,14 @@ class Deployment:
             )
             self._spawn("dag-processor", "dag-processor")
             self._spawn("scheduler", "scheduler")
+            if self.triggerer:
+                self._spawn("triggerer", "triggerer")
             self._wait_healthy("/api/v2/monitor/health")
         else:
             (self.af.home / "webserver_config.py").write_text(_WEBSERVER_CONFIG)
             self._spawn("scheduler", "scheduler")
+            if self.triggerer:
+                self._spawn("triggerer", "triggerer")
             self._spawn(
                 "webserver", "webserver", "--port", str(self.api_port), "--hostname", "127.0.0.1"
             )
@@ -521,6 +534,25 @@ class Deployment:
         """Clear every task of a run (the UI's "Clear"): the run goes back to queued/running."""
         quoted = urllib.parse.quote(run_id, safe="")
         self.api("POST", f"/dags/{dag_id}/dagRuns/{quoted}/clear", {"dry_run": False})
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear one task of a run (the UI's "Clear" on a task): its next try runs."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "only_failed": False,
+            "reset_dag_runs": True,
+        }
+        self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)
+
+    def mark_task(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+        """Set a task's state through the REST API (the UI's "Mark as success/failed")."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        body: dict[str, Any] = {"new_state": state}
+        if self.version[0] < 3:
+            body["dry_run"] = False
+        self.api("PATCH", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}", body)
 
     def mark_run(self, dag_id: str, run_id: str, state: str) -> None:
         """Set a run's state through the REST API (the UI's "Mark as failed/success")."""

@@ -272,9 +272,9 @@ def _check_try(t: Try, events: list[dict[str, Any]], run: AirflowRun, label: str
     if end is not None and abs(c_ts - end) > 1:  # +1: a COMPLETE never shares STARTED's ms
         problems.append(f"{label}: COMPLETE at {c_ts} != end_date {end}")
     duration = complete[0].get("durationMillis")
-    if t.ran and not t.rescheduled and end is not None and t.start_ms is not None:
-        if duration is None or abs(duration - (end - t.start_ms)) > TOLERANCE_MS:
-            problems.append(f"{label}: duration {duration} != Airflow's {end - t.start_ms} ms")
+    measurable = t.ran and not t.rescheduled and end is not None and t.start_ms is not None
+    if measurable and (duration is None or abs(duration - (end - t.start_ms)) > TOLERANCE_MS):
+        problems.append(f"{label}: duration {duration} != Airflow's {end - t.start_ms} ms")
     return problems
 
 
