@@ -192,15 +192,22 @@ def in_dag_test_process(dag_run: Any = None) -> bool:
 
 
 def earlier_try_state(row: Any) -> str | None:
-    """The state of an earlier try (a ``task_instance_history`` row).
+    """The state of an earlier try (a ``task_instance_history`` row), as it ended.
 
-    Airflow 2 copies a try it is about to retry into the history while its state still says
-    ``running`` (its end_date already set): that try ended up_for_retry.
+    Airflow archives a try that did not finish as ``failed`` (3.x: up_for_retry is not a
+    finished state), or, on 2.x, while it still says ``running`` (its end_date set). Either
+    way, a try that was eligible for a retry (``try_number <= max_tries`` when it was
+    archived) was retried: up_for_retry. A final failure cleared later stays failed.
     """
     state = enum_value(getattr(row, "state", None))
-    if state == "running" and not is_airflow_3() and getattr(row, "end_date", None) is not None:
+    if state not in ("failed", "running"):
+        return state
+    if state == "running" and (is_airflow_3() or getattr(row, "end_date", None) is None):
+        return state
+    try_number, max_tries = getattr(row, "try_number", None), getattr(row, "max_tries", None)
+    if isinstance(try_number, int) and isinstance(max_tries, int) and try_number <= max_tries:
         return "up_for_retry"
-    return state
+    return "failed" if state == "running" else state
 
 
 def enum_value(value: Any) -> str | None:

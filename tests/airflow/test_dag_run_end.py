@@ -378,3 +378,25 @@ def test_the_watch_reads_changed_tries_of_running_runs_in_few_queries(
     }
     # runs, 2 x (current + earlier tries) for 2 chunks of running runs, ended runs
     assert len(selects) == 1 + 2 * 2 + 1, selects
+
+
+@pytest.mark.parametrize(
+    ("state", "try_number", "max_tries", "end", "want"),
+    [
+        ("failed", 1, 1, END, "up_for_retry"),  # archived when its retry was scheduled
+        ("failed", 2, 1, END, "failed"),  # a final failure, cleared later
+        ("success", 1, 1, END, "success"),  # a success, cleared later
+        ("running", 1, 1, END, "up_for_retry" if not AIRFLOW_3 else "running"),
+        ("running", 1, 1, None, "running"),
+    ],
+)
+def test_an_earlier_try_reads_as_it_ended(
+    state: str, try_number: int, max_tries: int, end: Any, want: str
+) -> None:
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+
+    from datahub_airflow_listener.adapter import compat
+
+    row = TaskInstanceHistory.__new__(TaskInstanceHistory)
+    vars(row).update(state=state, try_number=try_number, max_tries=max_tries, end_date=end)
+    assert compat.earlier_try_state(row) == want

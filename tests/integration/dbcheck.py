@@ -98,14 +98,13 @@ def read_airflow_run(db_url: str, dag_id: str, run_id: str) -> AirflowRun:
                 rows = conn.execute(
                     text(
                         "SELECT task_id, map_index, try_number, state, start_date, end_date,"
-                        f" hostname FROM {table} WHERE dag_id = :d AND run_id = :r"
+                        f" hostname, max_tries FROM {table} WHERE dag_id = :d AND run_id = :r"
                     ),
                     {"d": dag_id, "r": run_id},
                 )
-                for task_id, map_index, try_number, state, start, end, host in rows:
-                    if table == "task_instance_history" and state == "running" and end:
-                        # Airflow 2 keeps a try it retries as running (with its end date)
-                        state = "up_for_retry"
+                for task_id, map_index, try_number, state, start, end, host, max_tries in rows:
+                    if table == "task_instance_history":
+                        state = _archived_state(state, end, try_number, max_tries)
                     tries.append(
                         Try(
                             task_id=task_id,
@@ -131,6 +130,17 @@ def read_airflow_run(db_url: str, dag_id: str, run_id: str) -> AirflowRun:
             attrs.evolve(t, rescheduled=(t.task_id, t.map_index) in rescheduled) for t in tries
         ),
     )
+
+
+def _archived_state(state: str, end: Any, try_number: int, max_tries: int | None) -> str:
+    """How an archived (earlier) try ended. Airflow archives a try it retries as ``failed``
+    (3.x) or still ``running`` with its end date (2.x); it was retried if it was eligible for
+    a retry, ``try_number <= max_tries``, when archived."""
+    if state not in ("failed", "running") or (state == "running" and end is None):
+        return state
+    if max_tries is not None and try_number <= max_tries:
+        return "up_for_retry"
+    return "failed"
 
 
 def _rescheduled(conn: Any, dag_id: str, run_id: str) -> set[tuple[str, int]]:

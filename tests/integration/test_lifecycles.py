@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -34,11 +35,15 @@ pytestmark = pytest.mark.scheduler
 
 RECORD_DEADLINE = 60.0  # after the run ended: the watch (2 s here) and delivery
 RUN_DEADLINE = 300.0
-# dag_id -> the run's final state
-DAGS = {
+# dag_id -> the run's final state. A task that defers or reschedules and is queued again
+# before the executor reports its first process's end can be failed by the scheduler itself
+# ("finished with state success, but the task instance's state attribute is queued"): seen on
+# PostgreSQL with Airflow 3.3. Those runs may end either way; their record must match anyway.
+EITHER: Final = ("success", "failed")
+DAGS: dict[str, str | tuple[str, ...]] = {
     "life_trigger_end": "success",
-    "life_resume": "success",
-    "life_reschedule": "success",
+    "life_resume": EITHER,
+    "life_reschedule": EITHER,
     "life_kill_early": "failed",
     "life_exec_timeout": "failed",
     "life_setup_teardown": "failed",
@@ -112,10 +117,24 @@ def _trigger_all(state: Lifecycles) -> Lifecycles:
     return state
 
 
+def test_a_running_task_marked_success_through_the_api(lifecycles: Lifecycles) -> None:
+    dag_id = "life_mark"
+    run_id = lifecycles.run_ids[dag_id]
+    dep = lifecycles.dep
+    dep.wait_for_task(
+        dag_id, run_id, "sleeper", lambda ti: ti["state"] == "running", timeout=RUN_DEADLINE
+    )
+    dep.mark_task(dag_id, run_id, "sleeper", "success")
+    assert dep.wait_for_run(dag_id, run_id, timeout=RUN_DEADLINE) == "success"
+    problems = lifecycles.check(dag_id)
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("dag_id", [d for d in DAGS if d not in ("life_two_steps", "life_mark")])
 def test_lifecycle_is_recorded_as_airflow_recorded_it(lifecycles: Lifecycles, dag_id: str) -> None:
     state = lifecycles.dep.wait_for_run(dag_id, lifecycles.run_ids[dag_id], timeout=RUN_DEADLINE)
-    assert state == DAGS[dag_id]
+    want = DAGS[dag_id]
+    assert state in want if isinstance(want, tuple) else state == want
     problems = lifecycles.check(dag_id)
     assert not problems, "\n".join(problems)
 
@@ -136,19 +155,6 @@ def test_a_task_cleared_after_success_is_a_new_attempt(lifecycles: Lifecycles) -
         lifecycles.recorded().flow_run(dag_id, run_id), "second"
     )
     assert second.result_by_attempt() == {1: "SUCCESS", 2: "SUCCESS"}
-
-
-def test_a_running_task_marked_success_through_the_api(lifecycles: Lifecycles) -> None:
-    dag_id = "life_mark"
-    run_id = lifecycles.run_ids[dag_id]
-    dep = lifecycles.dep
-    dep.wait_for_task(
-        dag_id, run_id, "sleeper", lambda ti: ti["state"] == "running", timeout=RUN_DEADLINE
-    )
-    dep.mark_task(dag_id, run_id, "sleeper", "success")
-    assert dep.wait_for_run(dag_id, run_id, timeout=RUN_DEADLINE) == "success"
-    problems = lifecycles.check(dag_id)
-    assert not problems, "\n".join(problems)
 
 
 def test_nothing_left_open(lifecycles: Lifecycles) -> None:

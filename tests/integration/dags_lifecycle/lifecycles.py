@@ -85,6 +85,10 @@ def sleep_long(**_: Any) -> None:
     time.sleep(60)
 
 
+def sleep_until_marked(**_: Any) -> None:
+    time.sleep(600)  # the suite marks it success long before
+
+
 def fail(**_: Any) -> None:
     raise RuntimeError("this task fails on purpose")
 
@@ -156,6 +160,6 @@ with _dag("life_two_steps"):
     )
 
 with _dag("life_mark"):
-    PythonOperator(task_id="sleeper", python_callable=sleep_long) >> PythonOperator(
+    PythonOperator(task_id="sleeper", python_callable=sleep_until_marked) >> PythonOperator(
         task_id="after", python_callable=ok
     )
