@@ -37,7 +37,7 @@ from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
-from datahub_airflow_listener.domain.tries import Sent, plan_try, ran_on_a_worker
+from datahub_airflow_listener.domain.tries import Sent, plan_try
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class RunRecorder:
                 runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=False))
         else:
-            mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))
+            mcps.extend(self._transcript(runtime, [_declared_lineage(runtime, facts, task)]))
         if mcps:
             runtime.submit(mcps)
 
@@ -199,7 +199,7 @@ class RunRecorder:
                 runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=True, ti=ti))
         else:
-            mcps.extend(self._transcript(runtime, [_unran_lineage(runtime, facts, task)]))
+            mcps.extend(self._transcript(runtime, [_declared_lineage(runtime, facts, task)]))
         if mcps:
             runtime.submit(mcps)
 
@@ -271,7 +271,7 @@ class RunRecorder:
             return None
         if type(row).__name__ == "TaskInstanceHistory":
             facts = attrs.evolve(facts, state=compat.earlier_try_state(row))
-        return _unran_lineage(runtime, facts, task)
+        return _declared_lineage(runtime, facts, task)
 
     def _transcript(
         self, runtime: Runtime, facts: Iterable[TaskRunFacts], run_end_ms: int | None = None
@@ -333,17 +333,25 @@ class RunRecorder:
     def _try_io(
         self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any = None
     ) -> list[MetadataChangeProposal]:
-        """The try's inputs/outputs from its task process: at its start those it declares, at
-        its end those it has then (set in ``execute()``, resolved from aliases) if they
-        changed. Nothing for a task without lineage."""
+        """What only the task process knows of its try's lineage.
+
+        The declared inputs and outputs travel with the try's STARTED, from the database's
+        side. At its start the task process notes them; at its end it sends the try's inputs
+        and outputs only if ``execute()`` changed them, and the outputs asset aliases
+        resolved to. A task whose lineage did not change at run time sends nothing.
+        """
         inlets, outlets = extract.task_iolets(task, runtime.config)
-        mcps: list[MetadataChangeProposal] = []
-        if at_end and ti is not None:
-            mcps.extend(_alias_lineage(runtime, ti, task, facts))
-        if not inlets and not outlets:
-            return mcps
         key = _try_key(facts)
-        if self._io_sent.get(key) == (inlets, outlets):
+        if not at_end:
+            self._io_sent.add(key, (inlets, outlets))
+            return []
+        mcps: list[MetadataChangeProposal] = []
+        if ti is not None:
+            mcps.extend(_alias_lineage(runtime, ti, task, facts))
+        declared = self._io_sent.get(key)
+        if declared is None:  # no running hook in this process (failed before it)
+            return mcps
+        if declared == (inlets, outlets):
             return mcps
         self._io_sent.put(key, (inlets, outlets))
         io_facts = attrs.evolve(facts, inlets=inlets, outlets=outlets)
@@ -380,9 +388,9 @@ def _may_be_a_scheduler(component: Any) -> bool:
     return component is not None and type(component).__name__ == "Job"
 
 
-def _unran_lineage(runtime: Runtime, facts: TaskRunFacts, task: Any) -> TaskRunFacts:
-    """A try that never ran has no task process to report its lineage: the declared one."""
-    if task is None or ran_on_a_worker(facts):
+def _declared_lineage(runtime: Runtime, facts: TaskRunFacts, task: Any) -> TaskRunFacts:
+    """The try with the inputs and outputs its task declares (sent with its STARTED)."""
+    if task is None:
         return facts
     inlets, outlets = extract.task_iolets(task, runtime.config)
     return attrs.evolve(facts, inlets=inlets, outlets=outlets)

@@ -127,11 +127,11 @@ def task_process(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.usefixtures("task_process")
-def test_a_task_process_sends_only_its_tries_lineage(
+def test_a_task_process_sends_only_the_lineage_execute_changed(
     registered: Any, recorder: Any, dag: Any
 ) -> None:
-    """The try's record (instance, STARTED, COMPLETE) comes from the metadata database; the
-    task process adds what only it knows: the try's inputs and outputs."""
+    """The try's record (instance, declared lineage, STARTED, COMPLETE) comes from the
+    metadata database; the task process adds what only it knows: outputs set at run time."""
     load = dag.get_task("load")
     if AIRFLOW_3:
         ti = make_runtime_ti(load, try_number=2)
@@ -140,6 +140,9 @@ def test_a_task_process_sends_only_its_tries_lineage(
         ti.try_number = 2
     manager = task_manager()
     call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    assert recorder.mcps == []
+    extra = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/extra,PROD)"
+    load.outlets = [*load.outlets, extra]  # what execute() may do
     ti.state = "success"
     call_hook(manager, "on_task_instance_success", previous_state="running", task_instance=ti)
 
@@ -147,15 +150,15 @@ def test_a_task_process_sends_only_its_tries_lineage(
     assert {(m.entity_urn, m.aspect_name) for m in recorder.mcps} == {
         (LOAD_URN, "dataProcessInstanceOutput")
     }
-    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")  # sent once, unchanged
-    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
+    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
+    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)", extra]
 
 
 @pytest.mark.usefixtures("task_process")
-def test_a_task_process_without_lineage_sends_nothing(
+def test_a_task_process_whose_lineage_did_not_change_sends_nothing(
     registered: Any, recorder: Any, dag: Any
 ) -> None:
-    task = dag.get_task("skipped")
+    task = dag.get_task("load")
     ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
     manager = task_manager()
     call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
@@ -305,7 +308,6 @@ def test_before_stopping_without_events_builds_nothing(registered: Any, recorder
     assert not recorder.built
 
 
-@pytest.mark.usefixtures("task_process")
 def test_dataset_pattern_filters_the_run_and_the_job_alike(
     registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,12 +333,9 @@ def test_dataset_pattern_filters_the_run_and_the_job_alike(
     dropped = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"
     with DAG("etl", start_date=T0, schedule=None):
         load = EmptyOperator(task_id="load", outlets=[kept, model, dropped])
-    ti = (
-        make_runtime_ti(load)
-        if AIRFLOW_3
-        else _as_task_process(make_orm_ti(load, start_date=T0, state="running"))
-    )
-    call_hook(task_manager(), "on_task_instance_running", previous_state=None, task_instance=ti)
+    ti = make_orm_ti(load, start_date=T0, end_date=T0, state="failed")
+    ti.hostname = "worker-1"
+    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
 
     (run_out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
     job = "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"

@@ -393,12 +393,12 @@ class Deployment:
     ) -> None:
         self.stop()
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> None:
         log_path = self.af.home / f"{name}.log"
         out = log_path.open("ab")
         proc = subprocess.Popen(
             [str(airflow_bin()), *args],
-            env=self.af.env(self.env),
+            env=self.af.env({**self.env, **(env or {})}),
             cwd=self.af.home,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -437,6 +437,17 @@ class Deployment:
 
     def start_scheduler(self) -> None:
         self._spawn("scheduler", "scheduler")
+
+    def add_component(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> None:
+        """Start one more Airflow process with its own settings (a Celery worker standing for
+        another machine: its own outbox path)."""
+        self._spawn(name, *args, env=env)
+
+    def stop_component(self, name: str) -> None:
+        """Stop one process (SIGTERM, then SIGKILL after the grace period), as a scale-in."""
+        for comp in [c for c in self.components if c.name == name]:
+            _stop_group(comp.proc, self.stop_grace)
+            self.components.remove(comp)
 
     def stop(self) -> None:
         """Stop the scheduler first (no new work), then the rest; idempotent."""

@@ -86,7 +86,7 @@ TASK_PROCESS = textwrap.dedent(
         json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]),
         float(sys.argv[6]))
     d = build_dispatcher([(sink, transport_factory("datahub-rest", settings))], outbox,
-                         config=DispatcherConfig(flush_timeout_sec=flush_sec))
+                         config=DispatcherConfig(exit_wait_sec=flush_sec))
     urn = f"urn:li:dataProcessInstance:{run}"
     for i in range(events):  # one try: STARTED, progress..., COMPLETE, like a task's hooks
         status = "STARTED" if i == 0 else ("COMPLETE" if i == events - 1 else "RUNNING")
@@ -265,7 +265,7 @@ EXITING_SHIPPER = textwrap.dedent(
     from tests.support.fake_gms import StubMcp
     settings, outbox, sink = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     d = build_dispatcher([(sink, transport_factory("datahub-rest", settings))], outbox,
-                         config=DispatcherConfig(flush_timeout_sec=10, batch_rows=1))
+                         config=DispatcherConfig(exit_wait_sec=10, batch_rows=1))
     mine = "urn:li:dataProcessInstance:exiting"
     d.submit([StubMcp(entity_urn=mine, seq=0), StubMcp(entity_urn=mine, seq=1,
                                                         status="COMPLETE")])
