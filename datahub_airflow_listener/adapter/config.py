@@ -22,7 +22,7 @@ dag_filter_pattern             {"allow": [".*"]}         allow/deny regex JSON o
 dataset_pattern                {"allow": [".*"]}         allow/deny regex JSON on dataset urns
 flush_timeout_sec              2                         deadline of ``datahub-airflow-listener
                                                          flush`` without ``--timeout``
-exit_wait_ms                   50                        at most this long a task process waits
+exit_wait_ms                   40                        at most this long a task process waits
                                                          at exit for its events (0 when DataHub
                                                          is known failing or slow)
 outbox_max_rows                100000                    bound of the local outbox (oldest dropped)
@@ -241,7 +241,7 @@ class DatahubConfig:
     dag_filter_pattern: AllowDeny = attrs.field(factory=AllowDeny)
     dataset_pattern: AllowDeny = attrs.field(factory=AllowDeny)
     flush_timeout_sec: float = 2.0
-    exit_wait_ms: float = 50.0
+    exit_wait_ms: float = 40.0
     outbox_max_rows: int = 100_000
     outbox_path: str = attrs.field(factory=lambda: os.path.join(_default_home(), "datahub"))
     kill_switch_file: str = ""
@@ -396,7 +396,7 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         dag_filter_pattern=r.parse(dag_key, AllowDeny(), AllowDeny.from_json),
         dataset_pattern=r.parse("dataset_pattern", AllowDeny(), AllowDeny.from_json),
         flush_timeout_sec=r.parse("flush_timeout_sec", 2.0, _positive_float),
-        exit_wait_ms=r.parse("exit_wait_ms", 50.0, _non_negative_float),
+        exit_wait_ms=r.parse("exit_wait_ms", 40.0, _non_negative_float),
         outbox_max_rows=r.parse("outbox_max_rows", 100_000, _positive_int),
         outbox_path=outbox_path,
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),

@@ -171,24 +171,15 @@ class RunRecorder:
     # -- task tries -------------------------------------------------------------------------------
 
     def task_running(self, ti: Any) -> None:
-        found = self._task(ti)
-        if found is None:
-            return
-        runtime, dag_run, task, facts = found
-        mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
-        if compat.ran_in_this_process(ti):
-            if not compat.in_dag_test_process(dag_run):
-                runtime.short_lived()
-            mcps.extend(self._try_io(runtime, facts, task, at_end=False))
-        else:
-            mcps.extend(self._transcript(runtime, [_declared_lineage(runtime, facts, task)]))
-        if mcps:
-            runtime.submit(mcps)
+        self._task_hook(ti, at_end=False)
 
     def task_finished(self, ti: Any) -> None:
-        """A try ended. Its task process sends the try's inputs and outputs as they are now
-        (run-time changes, asset aliases); any other process (the scheduler after a heartbeat
-        timeout, the API server after a mark) transcribes the try from the database."""
+        self._task_hook(ti, at_end=True)
+
+    def _task_hook(self, ti: Any, *, at_end: bool) -> None:
+        """A try started or ended. In its task process: what only that process knows (its
+        lineage, see :meth:`_try_io`). In any other process (the scheduler after a heartbeat
+        timeout, the API server after a mark): the try, transcribed from the database."""
         found = self._task(ti)
         if found is None:
             return
@@ -197,7 +188,7 @@ class RunRecorder:
         if compat.ran_in_this_process(ti):
             if not compat.in_dag_test_process(dag_run):
                 runtime.short_lived()
-            mcps.extend(self._try_io(runtime, facts, task, at_end=True, ti=ti))
+            mcps.extend(self._try_io(runtime, facts, task, at_end=at_end, ti=ti))
         else:
             mcps.extend(self._transcript(runtime, [_declared_lineage(runtime, facts, task)]))
         if mcps:
@@ -331,7 +322,7 @@ class RunRecorder:
         return self._transcript(runtime, sorted(facts, key=_try_order), run_end_ms)
 
     def _try_io(
-        self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any = None
+        self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any
     ) -> list[MetadataChangeProposal]:
         """What only the task process knows of its try's lineage.
 
@@ -345,9 +336,7 @@ class RunRecorder:
         if not at_end:
             self._io_sent.add(key, (inlets, outlets))
             return []
-        mcps: list[MetadataChangeProposal] = []
-        if ti is not None:
-            mcps.extend(_alias_lineage(runtime, ti, task, facts))
+        mcps = _alias_lineage(runtime, ti, task, facts)
         declared = self._io_sent.get(key)
         if declared is None:  # no running hook in this process (failed before it)
             return mcps

@@ -25,7 +25,7 @@ Contract:
   delivers until the deadline (a request started before it runs to the transport's timeout).
   An exiting process (``before_stopping``, or the ``atexit`` handler if that did not run)
   flushes ``only_own`` once: its events become durable, then it waits at most
-  ``exit_wait_sec`` (50 ms) for the shipper thread to deliver them, and not at all when the
+  ``exit_wait_sec`` (40 ms) for the shipper thread to deliver them, and not at all when the
   machine's last sender found the destination failing or slow (``Outbox.health``); then it
   hands the sink's lease back. What is not delivered stays in the outbox for the next process
   that runs a sender, or for ``flush`` from the command line.
@@ -104,7 +104,7 @@ class DispatcherConfig:
     """Tuning of the sender. Defaults suit an Airflow deployment; tests shrink the times."""
 
     flush_timeout_sec: float = 2.0  # default for flush()
-    exit_wait_sec: float = 0.05  # an exiting process waits at most this for its own events
+    exit_wait_sec: float = 0.04  # an exiting process waits at most this for its own events
     slow_request_sec: float = 1.0  # a request slower than this marks its destination slow
     health_max_age_sec: float = 300.0  # a recorded health older than this is forgotten
     short_lived: bool = False  # a task process: leaves a failing or slow destination alone
@@ -210,6 +210,7 @@ class Dispatcher:
         self._used = False  # submitted anything in this process (the exit flush cares)
         self._exit_flushed = False  # the exit flush ran, and nothing was submitted since
         self._health: dict[str, tuple[bool, bool, float]] = {}  # sink -> last recorded
+        self._in_flight: str | None = None  # the sink the shipper is sending to right now
         self._retiring = False  # exiting: the shipper leaves other processes' events alone
         self._outbox_broken = False
         self._poll_at = 0.0
@@ -482,9 +483,13 @@ class Dispatcher:
                         outbox.checkpoint()
                     return True
                 began = time.monotonic()
-                report = transport.emit_records(
-                    [row.record for row in rows], deadline=self._emit_deadline(deadline)
-                )
+                self._in_flight = sink.name
+                try:
+                    report = transport.emit_records(
+                        [row.record for row in rows], deadline=self._emit_deadline(deadline)
+                    )
+                finally:
+                    self._in_flight = None
                 self._settle(sink, rows, report)
                 self._record_health(sink, report.error, time.monotonic() - began)
                 if report.error is not None:
@@ -660,9 +665,11 @@ class Dispatcher:
                     self._start_thread()
                 self._ship_wake.set()
                 deadline = started + budget
+                failures = {s.name: s.failures for s in wait_for}
                 while time.monotonic() < deadline and any(
-                    self._left(s, only_own=True) for s in wait_for
-                ):
+                    self._left(s, only_own=True) and s.failures == failures[s.name]
+                    for s in wait_for
+                ):  # a destination that fails meanwhile is not worth the rest of the wait
                     time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
             self._retiring = True
             self._exit_flushed = True
@@ -670,6 +677,15 @@ class Dispatcher:
             # back: exiting under it would cut the request off.
             if self._ship_lock.acquire(timeout=max(0.0, started + budget - time.monotonic())):
                 self._ship_lock.release()
+            cut = self._in_flight
+            if cut is not None:
+                # This process exits in the middle of a request: tell the machine's other
+                # short-lived processes not to start one more (each would be cut, and the
+                # destination would get the same batch again and again).
+                with contextlib.suppress(Exception):
+                    self.outbox.record_health(
+                        cut, failing=False, slow=True, error="a request outlived its process"
+                    )
         counts = self.counts()
         waiting = self._in_memory() + sum(self._left_count(s) for s in self._sinks)
         return FlushReport(

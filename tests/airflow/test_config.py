@@ -43,7 +43,7 @@ def test_defaults_match_the_official_plugins() -> None:
     assert config.materialize_iolets is True
     assert config.flush_timeout_sec == 2.0
     assert config.reconcile_interval_sec == 5.0
-    assert config.exit_wait_ms == 50.0
+    assert config.exit_wait_ms == 40.0
     assert config.outbox_max_rows == 100_000
     assert config.outbox_path == os.path.join(os.environ["AIRFLOW_HOME"], "datahub")
     assert config.kill_switch_file == os.path.join(config.outbox_path, "disabled")

@@ -119,7 +119,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     pytest.importorskip("psycopg2", reason="the Airflow environment lacks psycopg2-binary")
     root = tmp_path_factory.mktemp("distributed")
     with Postgres() as pg, Redis() as redis, FakeGms() as gms:
-        backend = pg.url.replace("postgresql+psycopg2://", "db+postgresql://")
+        backend = "db+" + pg.url  # celery keeps task results in the same database
         home = AirflowEnv(
             root / "home",
             EXAMPLE_DAGS,

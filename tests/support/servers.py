@@ -59,7 +59,22 @@ def _wait_port(port: int, timeout: float, alive: subprocess.Popen[bytes] | None 
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-class Postgres:
+class _Server:
+    """A context manager that always stops its server."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Postgres(_Server):
     """``with Postgres() as pg: pg.url`` -- a SQLAlchemy URL of database ``airflow``."""
 
     def __init__(self, database: str = "airflow") -> None:
@@ -105,14 +120,6 @@ class Postgres:
             raise
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def stop(self) -> None:
         if self._started:
             with contextlib.suppress(Exception):
@@ -121,7 +128,7 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class Redis:
+class Redis(_Server):
     """``with Redis() as r: r.url`` -- a ``redis://`` URL of a server without persistence."""
 
     def __init__(self) -> None:
@@ -164,14 +171,6 @@ class Redis:
             self.stop()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -436,17 +436,20 @@ EXITING = textwrap.dedent(
     url, outbox = sys.argv[1], sys.argv[2]
     factory = transport_factory("datahub-rest", {"server": url, "timeout_sec": 30})
     d = build_dispatcher([("rest", factory)], outbox,
-                         config=DispatcherConfig(flush_timeout_sec=float(sys.argv[3])))
-    d.submit([StubMcp(entity_urn=f"urn:li:dataProcessInstance:x{i}", seq=i) for i in range(5)])
+                         config=DispatcherConfig(exit_wait_sec=float(sys.argv[3])))
+    d.short_lived = len(sys.argv) > 4
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    d.submit([StubMcp(entity_urn=f"urn:li:dataProcessInstance:x{i}", seq=i)
+              for i in range(first, first + 5)])
     print("submitted", flush=True)
     """
 )
 
 
-def run_exiting_process(url: str, outbox: Path, flush_timeout: float) -> float:
+def run_exiting_process(url: str, outbox: Path, flush_timeout: float, *extra: str) -> float:
     started = time.monotonic()
     subprocess.run(
-        [sys.executable, "-c", EXITING, url, str(outbox), str(flush_timeout)],
+        [sys.executable, "-c", EXITING, url, str(outbox), str(flush_timeout), *extra],
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         check=True,
@@ -494,6 +497,31 @@ def test_process_exit_flushes_delivers(outbox_path: Path, gms: FakeGms) -> None:
     run_exiting_process(gms.url, outbox_path, 5.0)
     assert seqs(gms.accepted()) == [0, 1, 2, 3, 4]
     assert Outbox(outbox_path).waiting("rest") == 0
+
+
+def test_a_slow_destination_is_not_sent_the_same_batch_by_each_exiting_task(
+    outbox_path: Path, gms: FakeGms
+) -> None:
+    """Task processes that live shorter than the destination takes to answer: the first one
+    exits in the middle of its request and says so; the next ones leave the destination alone
+    and only make their events durable. A long-lived sender then delivers the rest once."""
+    gms.delay_sec = 1.0
+    for n in range(6):
+        run_exiting_process(gms.url, outbox_path, 0.05, str(n * 5))
+    assert Outbox(outbox_path).health("rest", max_age_sec=60).slow
+    time.sleep(1.5)  # the request the first process left behind is processed
+    assert len(gms.accepted()) <= 5  # at most its one batch
+    gms.delay_sec = 0.0
+    dispatcher = build_dispatcher(
+        [("rest", transport_factory("datahub-rest", rest_settings(gms.url)))],
+        outbox_path,
+        config=config(),
+    )
+    assert dispatcher.flush(10).ok
+    dispatcher.close()
+    received = [m["entityUrn"] for m in gms.accepted()]
+    assert len(set(received)) == 30  # nothing lost
+    assert len(received) <= 35  # the cut batch at most once again, never a storm
 
 
 def test_process_exit_is_bounded_and_leaves_events_on_disk(outbox_path: Path, gms: FakeGms) -> None:
