@@ -554,8 +554,9 @@ class Outbox:
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO sink_health (sink, failing, slow, updated_ms, error) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET failing = excluded.failing,"
-                " slow = excluded.slow, updated_ms = excluded.updated_ms, error = excluded.error",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET "
+                "failing = excluded.failing, slow = excluded.slow, "
+                "updated_ms = excluded.updated_ms, error = excluded.error",
                 (sink, int(failing), int(slow), _now_ms(), error),
             )
 

@@ -102,9 +102,10 @@ def read_airflow_run(db_url: str, dag_id: str, run_id: str) -> AirflowRun:
                     ),
                     {"d": dag_id, "r": run_id},
                 )
-                for task_id, map_index, try_number, state, start, end, host, max_tries in rows:
+                for task_id, map_index, try_number, raw, start, end, host, max_tries in rows:
+                    state = raw
                     if table == "task_instance_history":
-                        state = _archived_state(state, end, try_number, max_tries)
+                        state = _archived_state(raw, end, try_number, max_tries)
                     tries.append(
                         Try(
                             task_id=task_id,

@@ -11,7 +11,8 @@ against the distinct ones:
 * healthy;
 * DataHub down for the whole run, back only after the workers stopped (a scale-in);
 * the same, with one worker's outbox directory deleted after it stopped (its pod is gone);
-* DataHub answering every request after 5 s.
+* DataHub answering every request after 5 s;
+* two schedulers (HA), the second on another machine.
 
 Airflow 3 only (on Airflow 2 every process reads the metadata DB; the scheduler's watch is the
 same). Skips with the reason when PostgreSQL, Redis or the Celery provider is missing.
@@ -188,6 +189,27 @@ def test_a_slow_datahub_gets_no_storm(cluster: Cluster) -> None:
         problems = cluster.check(run_ids)
     finally:
         cluster.gms.delay_sec = 0.0
+    assert not problems, "\n".join(problems)
+    ratio = resent_ratio(cluster.gms.accepted())
+    assert ratio <= MAX_RESENT, f"{ratio:.2f} MCPs received per distinct one"
+
+
+def test_two_schedulers_record_every_run_once(cluster: Cluster) -> None:
+    """HA: a second scheduler on another machine (its own outbox). Each run's end is recorded
+    by the scheduler that ended it, the tries by the one that watches: once, or identically."""
+    cluster.gms.reset()
+    cluster.dep.add_component(
+        "scheduler-2",
+        "scheduler",
+        env={"AIRFLOW__DATAHUB__OUTBOX_PATH": str(cluster.root / "scheduler-2" / "datahub")},
+    )
+    cluster.start_workers()
+    try:
+        run_ids = cluster.run_all()
+        problems = cluster.check(run_ids)
+    finally:
+        cluster.stop_workers()
+        cluster.dep.stop_component("scheduler-2")
     assert not problems, "\n".join(problems)
     ratio = resent_ratio(cluster.gms.accepted())
     assert ratio <= MAX_RESENT, f"{ratio:.2f} MCPs received per distinct one"
