@@ -3,12 +3,13 @@
 A real deployment (api-server, dag-processor, scheduler; PostgreSQL metadata DB from Debian's
 package, or SQLite with ``--sqlite``) runs ``--runs`` concurrent DAG runs of a DAG of
 ``--tasks`` EmptyOperator tasks (the scheduler completes those itself: no task processes, so
-what is measured is the scheduler), in interleaved rounds with the plugin emitting to a
+what is measured is the scheduler alone, the plugin's worst case), or with ``--python`` of
+PythonOperator tasks that run in task processes (LocalExecutor), in interleaved rounds with the plugin emitting to a
 loopback GMS and with it disabled. Printed per round and as medians: the scheduler process's
 CPU time (user + system, from /proc) from the first trigger to the last run's end, the
 makespan, and the ratios on/off. Figures only, no asserts.
 
-    PYTHONPATH=. python bench/bench_scheduler.py [--runs 50] [--tasks 20] [--rounds 2]
+    PYTHONPATH=. python bench/bench_scheduler.py [--runs 50] [--tasks 20] [--rounds 2] [--python]
 """
 
 from __future__ import annotations
@@ -33,15 +34,23 @@ DAG_FILE = """
 from datetime import datetime, timezone
 try:
     from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
 except ImportError:
     from airflow import DAG
     from airflow.operators.empty import EmptyOperator
+    from airflow.operators.python import PythonOperator
+
+
+def task(task_id):
+    if {python}:
+        return PythonOperator(task_id=task_id, python_callable=lambda: None)
+    return EmptyOperator(task_id=task_id)
+
 
 with DAG("bench_scale", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
          catchup=False, max_active_runs={runs}, max_active_tasks=1000):
-    start, end = EmptyOperator(task_id="start"), EmptyOperator(task_id="end")
-    start >> [EmptyOperator(task_id=f"t{{i}}") for i in range({middle})] >> end
+    task("start") >> [task(f"t{{i}}") for i in range({middle})] >> task("end")
 """
 
 
@@ -72,13 +81,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--python", action="store_true", help="PythonOperator tasks")
     args = parser.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dags = root / "dags"
         dags.mkdir()
         (dags / "bench_scale.py").write_text(
-            DAG_FILE.format(runs=args.runs, middle=max(args.tasks - 2, 1))
+            DAG_FILE.format(runs=args.runs, middle=max(args.tasks - 2, 1), python=args.python)
         )
         env: dict[str, str] = {}
         if not args.sqlite:

@@ -37,7 +37,7 @@ from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
-from datahub_airflow_listener.domain.tries import Sent, plan_try
+from datahub_airflow_listener.domain.tries import FINAL_STATES, Sent, plan_try
 
 log = logging.getLogger(__name__)
 
@@ -190,22 +190,46 @@ class RunRecorder:
                 runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=at_end, ti=ti))
         else:
-            mcps.extend(self._transcript(runtime, [_declared_lineage(runtime, facts, task)]))
+            mcps.extend(self._transcript(runtime, [(facts, task)]))
         if mcps:
             runtime.submit(mcps)
 
     def transcribe_running(self, dag_run: Any, rows: Iterable[Any]) -> None:
-        """The watch: tries of a running DAG run that changed in the database."""
+        """The watch: tries of a running DAG run that changed in the database. A try this
+        process already recorded as far as its state goes costs a dictionary lookup."""
         runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
         if runtime is None:
             return
+        rows = [row for row in rows if not self._recorded_as_far_as(row)]
+        if not rows:
+            return
         dag = getattr(dag_run, "dag", None) or metadb.serialized_dag(dag_run.dag_id)
-        facts = [
-            f
-            for f in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
-            if f is not None
+        items = [
+            item
+            for item in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
+            if item is not None
         ]
-        self._submit_transcript(runtime, sorted(facts, key=_try_order))
+        self._submit_transcript(runtime, sorted(items, key=_try_order))
+
+    def _recorded_as_far_as(self, row: Any) -> bool:
+        """This process sent everything the row's state calls for (read from its columns)."""
+        try:
+            key = (
+                row.dag_id,
+                row.task_id,
+                row.run_id,
+                -1 if row.map_index is None else row.map_index,
+                max(int(row.try_number or 0), 1),
+            )
+        except Exception:
+            return False
+        sent = self._tries.get(key)
+        if sent is None:
+            return False
+        return sent.completed or (
+            sent.started_ms is not None
+            and compat.enum_value(getattr(row, "state", None)) not in FINAL_STATES
+        )
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -251,8 +275,11 @@ class RunRecorder:
             return None
         return runtime, dag_run, task, facts
 
-    def _row_facts(self, runtime: Runtime, row: Any, dag_run: Any, dag: Any) -> Any:
-        """Facts of a try read from the database (a task instance or an earlier try)."""
+    def _row_facts(
+        self, runtime: Runtime, row: Any, dag_run: Any, dag: Any
+    ) -> tuple[TaskRunFacts, Any] | None:
+        """Facts of a try read from the database (a task instance or an earlier try), and
+        its task's definition."""
         task_id = compat.enum_value(getattr(row, "task_id", None)) or ""
         task = _task_of(dag, task_id)
         facts = extract.task_run_facts(
@@ -262,16 +289,20 @@ class RunRecorder:
             return None
         if type(row).__name__ == "TaskInstanceHistory":
             facts = attrs.evolve(facts, state=compat.earlier_try_state(row))
-        return _declared_lineage(runtime, facts, task)
+        return facts, task
 
     def _transcript(
-        self, runtime: Runtime, facts: Iterable[TaskRunFacts], run_end_ms: int | None = None
+        self,
+        runtime: Runtime,
+        items: Iterable[tuple[TaskRunFacts, Any]],
+        run_end_ms: int | None = None,
     ) -> list[MetadataChangeProposal]:
-        """The run events (and, with a STARTED, the instance) each try still needs."""
+        """The run events each try (facts, task) still needs; with a STARTED, the instance
+        and the lineage its task declares."""
         mcps: list[MetadataChangeProposal] = []
         now = _now_ms()
         with self._decide:
-            for f in facts:
+            for f, task in items:
                 key = _try_key(f)
                 sent = self._tries.get(key)
                 plan = plan_try(f, sent, run_end_ms=run_end_ms, now_ms=now)
@@ -279,7 +310,9 @@ class RunRecorder:
                     continue
                 at = attrs.evolve(f, start_ms=plan.started_ms)
                 if plan.send_started:
-                    mcps.extend(runtime.mapper.task_run_started(at))
+                    mcps.extend(
+                        runtime.mapper.task_run_started(_declared_lineage(runtime, at, task))
+                    )
                 if plan.completion is not None:
                     done = attrs.evolve(at, end_ms=plan.completion.end_ms)
                     mcps.extend(
@@ -290,8 +323,10 @@ class RunRecorder:
                 self._tries.put(key, plan.remembered(sent))
         return mcps
 
-    def _submit_transcript(self, runtime: Runtime, facts: Sequence[TaskRunFacts]) -> None:
-        mcps = self._transcript(runtime, facts)
+    def _submit_transcript(
+        self, runtime: Runtime, items: Sequence[tuple[TaskRunFacts, Any]]
+    ) -> None:
+        mcps = self._transcript(runtime, items)
         if mcps:
             runtime.submit(mcps)
 
@@ -314,12 +349,12 @@ class RunRecorder:
         dag = getattr(dag_run, "dag", None)
         if dag is None and rows:
             dag = metadb.serialized_dag(dag_run.dag_id)
-        facts = [
-            f
-            for f in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
-            if f is not None
+        items = [
+            item
+            for item in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
+            if item is not None
         ]
-        return self._transcript(runtime, sorted(facts, key=_try_order), run_end_ms)
+        return self._transcript(runtime, sorted(items, key=_try_order), run_end_ms)
 
     def _try_io(
         self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any
@@ -417,7 +452,8 @@ def _try_key(facts: TaskRunFacts) -> TryKey:
     return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index, facts.try_number)
 
 
-def _try_order(facts: TaskRunFacts) -> tuple[str, int, int]:
+def _try_order(item: tuple[TaskRunFacts, Any]) -> tuple[str, int, int]:
+    facts = item[0]
     return (facts.task_id, facts.map_index, facts.try_number)
 
 
