@@ -9,7 +9,8 @@ loopback GMS and with it disabled. Printed per round and as medians: the schedul
 CPU time (user + system, from /proc) from the first trigger to the last run's end, the
 makespan, and the ratios on/off. Figures only, no asserts.
 
-    PYTHONPATH=. python bench/bench_scheduler.py [--runs 50] [--tasks 20] [--rounds 2] [--python]
+    PYTHONPATH=. python bench/bench_scheduler.py [--runs 50] [--tasks 20] [--rounds 2]
+                                                 [--python] [--sqlite]
 """
 
 from __future__ import annotations
