@@ -5,9 +5,9 @@ package, or SQLite with ``--sqlite``) runs ``--runs`` concurrent DAG runs of a D
 ``--tasks`` EmptyOperator tasks (the scheduler completes those itself: no task processes, so
 what is measured is the scheduler alone, the plugin's worst case), or with ``--python`` of
 PythonOperator tasks that run in task processes (LocalExecutor), in interleaved rounds with
-the plugin emitting to a loopback GMS and with it disabled. Printed per round and as medians: the scheduler process's
-CPU time (user + system, from /proc) from the first trigger to the last run's end, the
-makespan, and the ratios on/off. Figures only, no asserts.
+the plugin emitting to a loopback GMS and with it disabled. Printed per round and as medians:
+the scheduler process's CPU time (user + system, from /proc) from the first trigger to the
+last run's end, the makespan, and the ratios on/off. Figures only, no asserts.
 
     PYTHONPATH=. python bench/bench_scheduler.py [--runs 50] [--tasks 20] [--rounds 2]
                                                  [--python] [--sqlite]
