@@ -103,6 +103,11 @@ class RunRecorder:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def starting(self, component: Any = None) -> None:
+        """A process starts. A task process (Airflow 3's task runner) prepares nothing: it
+        usually sends nothing, and resolves its connections on the hook thread when it does.
+        Other processes preload the sender, which forked task processes then inherit."""
+        if compat.in_task_sdk_process():
+            return
         runtime = self._runtime()
         if runtime is None:
             return

@@ -342,3 +342,14 @@ def test_dataset_pattern_filters_the_run_and_the_job_alike(
     job_outputs = [a["outputDatasets"] for a in recorder.aspects(job, "dataJobInputOutput")]
     assert run_out["outputs"] == [kept, model]
     assert job_outputs in ([], [[kept, model]])  # templates are sent by the DAG-run start
+
+
+@pytest.mark.usefixtures("in_task_process")
+def test_a_task_process_prepares_nothing_on_starting(registered: Any, recorder: Any) -> None:
+    """It usually sends nothing: no config read, no connection resolved through the
+    supervisor, no sender built until a hook has something to send."""
+    from datahub_airflow_listener.adapter import runtime as runtime_module
+
+    call_hook(task_manager(), "on_starting", component=object())
+    assert runtime_module.get_runtime(create=False) is None
+    assert not recorder.built
