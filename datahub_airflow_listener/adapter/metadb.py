@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Activity",
+    "TryRow",
     "leads_schedulers",
     "private_session",
     "read_activity",
@@ -171,11 +172,36 @@ class Activity:
         return sum(len(tis) for _, tis in self.running)
 
 
+@attrs.frozen(kw_only=True)
+class TryRow:
+    """The columns of a try the record needs (a row of ``task_instance`` or, ``archived``, of
+    ``task_instance_history``), read without building ORM objects."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+    max_tries: int | None
+    state: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    hostname: str | None
+    operator: str | None
+    pool: str | None
+    queue: str | None
+    executor: str | None
+    archived: bool = False
+
+
+_TRY_COLUMNS: Final = tuple(f.name for f in attrs.fields(TryRow) if f.name != "archived")
+
+
 def read_activity(since: datetime | None, *, ended_since: datetime) -> Activity:
     """Running DAG runs with the tries changed since ``since`` (every try when None), and the
     runs that ended since ``ended_since``. One query for the runs, two per 500 running runs
-    (current and earlier tries, by their ``updated_at``), one for the ended runs; everything
-    is detached before the session closes."""
+    (current and earlier tries, by their ``updated_at``; plain columns, no ORM objects), one
+    for the ended runs; the runs are detached before the session closes."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
 
@@ -189,12 +215,15 @@ def read_activity(since: datetime | None, *, ended_since: datetime) -> Activity:
             for model in (TaskInstance, history):
                 if model is None:
                     continue
-                query = private.query(model).filter(
+                columns = [getattr(model, name) for name in _TRY_COLUMNS]
+                query = private.query(*columns).filter(
                     model.run_id.in_(sorted({run_id for _, run_id in part}))
                 )
                 if since is not None:
                     query = query.filter(model.updated_at >= since)
-                for row in query:
+                archived = model is history
+                for values in query:
+                    row = _try_row(values, archived=archived)
                     tries = by_key.get((row.dag_id, row.run_id))
                     if tries is not None:
                         tries.append(row)
@@ -210,6 +239,13 @@ def read_activity(since: datetime | None, *, ended_since: datetime) -> Activity:
         running=tuple(item for item in running if item[1]),
         ended=tuple((dag_id, run_id, end) for dag_id, run_id, end in ended),
     )
+
+
+def _try_row(values: Sequence[Any], *, archived: bool) -> TryRow:
+    named = dict(zip(_TRY_COLUMNS, values, strict=True))
+    state = named["state"]
+    named["state"] = getattr(state, "value", state)
+    return TryRow(**named, archived=archived)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

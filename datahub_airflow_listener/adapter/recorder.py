@@ -216,8 +216,9 @@ class RunRecorder:
         ]
         self._submit_transcript(runtime, sorted(items, key=_try_order))
 
-    def _recorded_as_far_as(self, row: Any) -> bool:
-        """This process sent everything the row's state calls for (read from its columns)."""
+    def _recorded_as_far_as(self, row: Any, *, completed: bool = False) -> bool:
+        """This process sent everything the row's state calls for (read from its columns);
+        with ``completed``, only a try this process completed counts."""
         try:
             key = (
                 row.dag_id,
@@ -231,6 +232,8 @@ class RunRecorder:
         sent = self._tries.get(key)
         if sent is None:
             return False
+        if completed:
+            return sent.completed
         return sent.completed or (
             sent.started_ms is not None
             and compat.enum_value(getattr(row, "state", None)) not in FINAL_STATES
@@ -292,7 +295,7 @@ class RunRecorder:
         )
         if facts is None:
             return None
-        if type(row).__name__ == "TaskInstanceHistory":
+        if getattr(row, "archived", False) or type(row).__name__ == "TaskInstanceHistory":
             facts = attrs.evolve(facts, state=compat.earlier_try_state(row))
         return facts, task
 
@@ -351,6 +354,7 @@ class RunRecorder:
                     _str_attr(dag_run, "run_id"),
                     one_line(exc),
                 )
+        rows = [row for row in rows if not self._recorded_as_far_as(row, completed=True)]
         dag = getattr(dag_run, "dag", None)
         if dag is None and rows:
             dag = metadb.serialized_dag(dag_run.dag_id)

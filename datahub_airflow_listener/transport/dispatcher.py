@@ -97,6 +97,7 @@ log = logging.getLogger(__name__)
 
 _SPOOL_CHUNK = 500  # MCPs per outbox transaction
 _SPOOL_PAUSE_SEC = 0.0002  # between chunks: lets waiting threads take the GIL
+_CHECKPOINT_EVERY_SEC = 30.0
 
 
 @attrs.frozen(kw_only=True)
@@ -211,6 +212,7 @@ class Dispatcher:
         self._exit_flushed = False  # the exit flush ran, and nothing was submitted since
         self._health: dict[str, tuple[bool, bool, float]] = {}  # sink -> last recorded
         self._in_flight: str | None = None  # the sink the shipper is sending to right now
+        self._checkpointed_at = -_CHECKPOINT_EVERY_SEC
         self._retiring = False  # exiting: the shipper leaves other processes' events alone
         self._outbox_broken = False
         self._poll_at = 0.0
@@ -480,7 +482,7 @@ class Dispatcher:
                 if not rows:
                     sink.has_work = False
                     if deadline is None and not self._queue:  # idle: fsync off the busy path
-                        outbox.checkpoint()
+                        self._checkpoint_now()
                     return True
                 began = time.monotonic()
                 self._in_flight = sink.name
@@ -524,6 +526,14 @@ class Dispatcher:
                 return False
             self._sink_recovered(sink)
         return not sink.fallback
+
+    def _checkpoint_now(self) -> None:
+        """Fold the outbox's WAL into its file when idle, at most every 30 s (a busy
+        scheduler is idle between bursts many times a second)."""
+        now = time.monotonic()
+        if now - self._checkpointed_at >= _CHECKPOINT_EVERY_SEC:
+            self._checkpointed_at = now
+            self.outbox.checkpoint()
 
     def _record_health(self, sink: _Sink, error: Exception | None, seconds: float) -> None:
         """Share what this request showed with the machine's other processes (on a change,
