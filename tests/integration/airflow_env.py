@@ -25,6 +25,7 @@ scheduler for the length of a task, which the kill and timeout scenarios cannot 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -59,6 +60,7 @@ TERMINAL_TI_STATES: Final = frozenset(
     {"success", "failed", "skipped", "upstream_failed", "removed"}
 )
 JWT_SECRET: Final = "datahub-listener-integration-tests-jwt-secret"
+FERNET_KEY: Final = base64.urlsafe_b64encode(b"datahub-airflow-listener-tests!!").decode()
 
 
 class HarnessError(RuntimeError):
@@ -186,6 +188,9 @@ class AirflowEnv:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # one key for every process (a deferred task's trigger is encrypted by the
+                # task and decrypted by the triggerer); each would otherwise generate its own
+                "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

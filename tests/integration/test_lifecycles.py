@@ -144,17 +144,22 @@ def test_a_task_cleared_after_success_is_a_new_attempt(lifecycles: Lifecycles) -
     run_id = lifecycles.run_ids[dag_id]
     dep = lifecycles.dep
     assert dep.wait_for_run(dag_id, run_id, timeout=RUN_DEADLINE) == "success"
+    first = {t["task_id"]: t["try_number"] for t in dep.task_instances(dag_id, run_id)}
     dep.clear_task(dag_id, run_id, "second")
-    dep.wait_for_task(
-        dag_id, run_id, "second", lambda ti: ti["try_number"] == 2 and ti["state"] == "success"
+    dep.wait_for_task(  # Airflow 2's scheduler may count two tries for one run of a task
+        dag_id,
+        run_id,
+        "second",
+        lambda ti: ti["try_number"] > first["second"] and ti["state"] == "success",
     )
     assert dep.wait_for_run(dag_id, run_id, timeout=RUN_DEADLINE) == "success"
     problems = lifecycles.check(dag_id)
     assert not problems, "\n".join(problems)
-    second = lifecycles.recorded().task_run(
-        lifecycles.recorded().flow_run(dag_id, run_id), "second"
-    )
-    assert second.result_by_attempt() == {1: "SUCCESS", 2: "SUCCESS"}
+    recorded = lifecycles.recorded()
+    second = recorded.task_run(recorded.flow_run(dag_id, run_id), "second")
+    results = second.result_by_attempt()
+    assert set(results.values()) == {"SUCCESS"}, results
+    assert min(results) == first["second"] < max(results)
 
 
 def test_nothing_left_open(lifecycles: Lifecycles) -> None:
