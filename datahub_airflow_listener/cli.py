@@ -24,7 +24,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -58,10 +57,6 @@ class CliError(Exception):
 
 
 # -- shared plumbing -----------------------------------------------------------------------------
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # Where command output goes. ``main`` points it at the real stdout and sends everything else
@@ -152,7 +147,9 @@ def _time_bound(text: str | None, what: str) -> int | None:
     from datahub_airflow_listener.domain.history import parse_time
 
     try:
-        return parse_time(text, now_ms=_now_ms())
+        from datahub_airflow_listener.domain.clock import now_ms
+
+        return parse_time(text, now_ms=now_ms())
     except ValueError as exc:
         raise CliError(f"{what}: {exc}") from None
 
@@ -525,11 +522,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, records: Any, hard: bool) -> list[CleanupItem]:
+    from datahub_airflow_listener.domain.clock import now_ms
     from datahub_airflow_listener.domain.history import plan_cleanup
 
     return plan_cleanup(
         records,
-        now_ms=_now_ms(),
+        now_ms=now_ms(),
         older_than_days=args.older_than_days,
         keep_last=args.keep_last,
         dag_id=args.dag,

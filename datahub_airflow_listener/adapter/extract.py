@@ -93,7 +93,6 @@ def dag_run_facts(dag_run: Any, *, base_url: str | None = None) -> DagRunFacts |
         end_ms=compat.to_ms(_get(dag_run, "end_date")),
         state=_str(_get(dag_run, "state")),
         url=compat.dag_run_url(base_url, dag_id, run_id) if base_url else None,
-        base_url=base_url,
     )
 
 
@@ -202,6 +201,5 @@ def task_run_facts(
             if base_url
             else None
         ),
-        base_url=base_url,
         run_type=compat.run_type_of(dag_run, run_id),
     )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Final, Generic, TypeVar
@@ -35,6 +34,7 @@ from datahub_airflow_listener.adapter import compat, extract, metadb
 from datahub_airflow_listener.adapter.config import get_config, kill_switch_engaged
 from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
+from datahub_airflow_listener.domain.clock import now_ms
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
 from datahub_airflow_listener.domain.tries import FINAL_STATES, Sent, plan_try
@@ -153,7 +153,7 @@ class RunRecorder:
             # ``dags test`` sets the run's start_date to its logical date: the run starts when
             # its first task does (remembered), or when it ends if no task ran.
             first = self._runs_started.get(key)
-            end = facts.end_ms if facts.end_ms is not None else _now_ms()
+            end = facts.end_ms if facts.end_ms is not None else now_ms()
             facts = attrs.evolve(facts, start_ms=first if first is not None else end, end_ms=end)
         if self._runs_ended.get(key) == facts.end_ms and key in self._runs_ended:
             return  # this process sent this very end already
@@ -308,7 +308,7 @@ class RunRecorder:
         """The run events each try (facts, task) still needs; with a STARTED, the instance
         and the lineage its task declares."""
         mcps: list[MetadataChangeProposal] = []
-        now = _now_ms()
+        now = now_ms()
         with self._decide:
             for f, task in items:
                 key = _try_key(f)
@@ -403,7 +403,7 @@ class RunRecorder:
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
         if facts is None:
             return []
-        start = first_task_start_ms if first_task_start_ms is not None else _now_ms()
+        start = first_task_start_ms if first_task_start_ms is not None else now_ms()
         if not self._runs_started.add(_run_key(facts), start):
             return []
         dag = getattr(dag_run, "dag", None) or getattr(task, "dag", None)
@@ -466,10 +466,6 @@ def _try_order(item: tuple[TaskRunFacts, Any]) -> tuple[str, int, int]:
     return (facts.task_id, facts.map_index, facts.try_number)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[MetadataChangeProposal]:
     """DataFlow/DataJob templates when this process has not sent the DAG's current version."""
     if dag is None:
@@ -502,7 +498,7 @@ def _alias_lineage(
             run_urn=runtime.mapper.task_run_urn(
                 facts.dag_id, facts.task_id, facts.run_id, facts.map_index
             ),
-            when_ms=facts.start_ms if facts.start_ms is not None else _now_ms(),
+            when_ms=facts.start_ms if facts.start_ms is not None else now_ms(),
             base_url=runtime.base_url,
         )
     )

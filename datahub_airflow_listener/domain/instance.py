@@ -14,7 +14,6 @@ the server stores run events keyed by timestamp and the second would overwrite t
 from __future__ import annotations
 
 import enum
-import time
 from typing import Any, ClassVar
 
 import attrs
@@ -34,6 +33,7 @@ from datahub_airflow_listener.domain.aspects import (
     RunResultType,
     SubTypes,
 )
+from datahub_airflow_listener.domain.clock import now_ms
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.templates import (
     DataFlow,
@@ -96,10 +96,6 @@ class ContainerKey:
 
     def as_urn(self) -> str:
         return make_container_urn(self.guid())
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @attrs.define(kw_only=True)
@@ -175,7 +171,7 @@ class DataProcessInstance:
                 aspect=DataProcessInstanceProperties(
                     name=self.id,
                     type=DataProcessType(self.type),
-                    created=AuditStamp(time=created_ts_millis or _now_ms()),
+                    created=AuditStamp(time=created_ts_millis or now_ms()),
                     custom_properties={str(k): str(v) for k, v in self.properties.items()},
                     external_url=self.url,
                 ),

@@ -36,6 +36,7 @@ from datahub_airflow_listener.domain.aspects import (
     RunResult,
     RunResultType,
 )
+from datahub_airflow_listener.domain.clock import now_ms
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.urns import (
     make_data_flow_urn,
@@ -76,7 +77,6 @@ class DagRunFacts:
     end_ms: int | None = None
     state: str | None = None
     url: str | None = None
-    base_url: str | None = None
 
     @property
     def attempt(self) -> int:
@@ -106,7 +106,6 @@ class TaskRunFacts:
     inlets: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     outlets: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     url: str | None = None
-    base_url: str | None = None
     run_type: str | None = None
 
 
@@ -145,12 +144,6 @@ def _run_type(run_type: str | None) -> DataProcessType:
     return DataProcessType.BATCH_SCHEDULED
 
 
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
-
-
 @attrs.frozen(kw_only=True)
 class RunMapper:
     """Builds the MCPs for DAG runs and task tries of one deployment (cluster)."""
@@ -183,12 +176,12 @@ class RunMapper:
 
     def dag_run_started(self, facts: DagRunFacts) -> list[MetadataChangeProposal]:
         urn = self.dag_run_urn(facts.dag_id, facts.run_id)
-        start = facts.start_ms if facts.start_ms is not None else _now_ms()
+        start = facts.start_ms if facts.start_ms is not None else now_ms()
         props = DataProcessInstanceProperties(
             name=facts.run_id,
             type=_run_type(facts.run_type),
             created=AuditStamp(time=start),
-            external_url=_dag_run_url(facts),
+            external_url=facts.url,
             custom_properties=_props(
                 {
                     "run_id": facts.run_id,
@@ -232,7 +225,7 @@ class RunMapper:
 
     def task_run_started(self, facts: TaskRunFacts) -> list[MetadataChangeProposal]:
         urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
-        start = facts.start_ms if facts.start_ms is not None else _now_ms()
+        start = facts.start_ms if facts.start_ms is not None else now_ms()
         instance_id = task_run_instance_id(
             facts.dag_id, facts.task_id, facts.run_id, facts.map_index
         )
@@ -299,7 +292,7 @@ class RunMapper:
     def task_run_io(self, facts: TaskRunFacts) -> list[MetadataChangeProposal]:
         """The try's inputs and outputs alone (what its task process knows best)."""
         urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
-        return self._io(urn, facts, facts.start_ms if facts.start_ms is not None else _now_ms())
+        return self._io(urn, facts, facts.start_ms if facts.start_ms is not None else now_ms())
 
     def _io(self, urn: str, facts: TaskRunFacts, when: int) -> list[MetadataChangeProposal]:
         out: list[MetadataChangeProposal] = []
@@ -323,17 +316,6 @@ class RunMapper:
         return out
 
 
-def _dag_run_url(facts: DagRunFacts) -> str | None:
-    if facts.url:
-        return facts.url
-    if facts.base_url:
-        from urllib.parse import quote
-
-        base = facts.base_url.rstrip("/")
-        return f"{base}/dags/{quote(facts.dag_id)}/runs/{quote(facts.run_id, safe='')}"
-    return None
-
-
 def _complete_event(
     start_ms: int | None,
     end_ms: int | None,
@@ -344,7 +326,7 @@ def _complete_event(
     url: str | None = None,
 ) -> DataProcessInstanceRunEvent:
     """A COMPLETE event whose timestamp is strictly after STARTED's (they'd overwrite)."""
-    end = end_ms if end_ms is not None else _now_ms()
+    end = end_ms if end_ms is not None else now_ms()
     duration = max(end - start_ms, 0) if start_ms is not None else None
     if start_ms is not None and end <= start_ms:
         end = start_ms + 1

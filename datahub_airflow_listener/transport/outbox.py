@@ -33,13 +33,13 @@ import logging
 import os
 import socket
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 
+from datahub_airflow_listener.domain.clock import now_ms
 from datahub_airflow_listener.transport._sqlite import SqliteFile, fork_gate
 from datahub_airflow_listener.transport.base import WireRecord
 
@@ -166,10 +166,6 @@ def _is_zombie(pid: str) -> bool:
             return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
     except OSError:  # no /proc (not Linux), or it just went away
         return False
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class OutboxRow(NamedTuple):
@@ -318,7 +314,7 @@ class Outbox:
         """Append ``records`` for ``sink`` in one transaction; return how many old MCPs dropped."""
         if not records:
             return 0
-        created = _now_ms() if created_ms is None else created_ms
+        created = now_ms() if created_ms is None else created_ms
         with self._db.transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO sinks (sink) VALUES (?)", (sink,))
             written: list[tuple[int, list[WireRecord]]] = []
@@ -388,7 +384,7 @@ class Outbox:
         current, expires = conn.execute(
             "SELECT lease_holder, lease_expires_ms FROM sinks WHERE sink = ?", (sink,)
         ).fetchone()
-        now = _now_ms()
+        now = now_ms()
         if current not in (None, holder) and expires > now and not _holder_is_gone(current):
             return False
         ttl = self.lease_ttl_sec if ttl_sec is None else ttl_sec
@@ -491,7 +487,7 @@ class Outbox:
         for row in settled:
             done, _ = per_batch.get(row.seq, (0, row.size))
             per_batch[row.seq] = (done + 1, row.size)
-        now = _now_ms()
+        now = now_ms()
         with self._db.transaction() as conn:
             if dead:
                 conn.executemany(
@@ -557,7 +553,7 @@ class Outbox:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET "
                 "failing = excluded.failing, slow = excluded.slow, "
                 "updated_ms = excluded.updated_ms, error = excluded.error",
-                (sink, int(failing), int(slow), _now_ms(), error),
+                (sink, int(failing), int(slow), now_ms(), error),
             )
 
     def health(self, sink: str, *, max_age_sec: float) -> SinkHealth:
@@ -570,7 +566,7 @@ class Outbox:
             )
             .fetchone()
         )
-        if row is None or _now_ms() - int(row[2]) > max_age_sec * 1000:
+        if row is None or now_ms() - int(row[2]) > max_age_sec * 1000:
             return SinkHealth()
         return SinkHealth(failing=bool(row[0]), slow=bool(row[1]), error=row[3])
 

@@ -86,8 +86,16 @@ def test_a_failing_dispatcher_is_one_line_per_hook(
 
 
 def test_an_unreadable_config_never_raises(
-    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch, dag: Any
+    registered: Any,
+    recorder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    dag: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Each hook that needs the config logs one line naming itself and the cause; nothing is
+    recorded; the hooks return normally (a raise would fail this test)."""
+    caplog.set_level(logging.WARNING, logger="datahub_airflow_listener")
+
     def broken() -> Any:
         raise OSError("airflow.cfg vanished")
 
@@ -99,6 +107,11 @@ def test_an_unreadable_config_never_raises(
     call_hook(core_manager(), "on_task_instance_success", task_instance=ti)
     call_hook(core_manager(), "on_starting", component=None)
     call_hook(core_manager(), "before_stopping", component=None)
+    assert _lines(caplog) == [
+        "datahub-airflow-listener: on_task_instance_success skipped: OSError: airflow.cfg vanished",
+        "datahub-airflow-listener: on_starting skipped: OSError: airflow.cfg vanished",
+    ]
+    assert not recorder.built
 
 
 def test_error_lines_stop_after_twenty(

@@ -120,10 +120,15 @@ def test_manual_and_backfill_runs_are_ad_hoc(run_type: str | None, expected: Any
     assert task_props["dataProcessInstanceProperties"].type is expected
 
 
-def test_dag_run_url_is_built_from_the_base_url() -> None:
-    props = _by_name(MAPPER.dag_run_started(_dag(base_url="http://af:8080/")))
-    assert props["dataProcessInstanceProperties"].external_url == (
-        "http://af:8080/dags/my_dag/runs/scheduled__2024-01-01T00%3A00%3A00%2B00%3A00"
+def test_dag_run_url_is_the_one_the_adapter_built() -> None:
+    """UI routes differ between Airflow releases: the adapter builds them, the domain only
+    carries them."""
+    url = "http://af:8080/dags/my_dag/runs/scheduled__2024-01-01T00%3A00%3A00%2B00%3A00"
+    props = _by_name(MAPPER.dag_run_started(_dag(url=url)))
+    assert props["dataProcessInstanceProperties"].external_url == url
+    assert (
+        _by_name(MAPPER.dag_run_started(_dag()))["dataProcessInstanceProperties"].external_url
+        is None
     )
 
 
