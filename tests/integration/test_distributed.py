@@ -109,6 +109,13 @@ def resent_ratio(mcps: list[dict[str, object]]) -> float:
     return len(keys) / max(len(set(keys)), 1)
 
 
+def assert_recorded_once(cluster: Cluster, problems: list[str]) -> None:
+    """Nothing lost or open (``problems`` from :meth:`Cluster.check`), and no storm."""
+    assert not problems, "\n".join(problems)
+    ratio = resent_ratio(cluster.gms.accepted())
+    assert ratio <= MAX_RESENT, f"{ratio:.2f} MCPs received per distinct one"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if airflow_version()[0] < 3:
@@ -154,8 +161,7 @@ def test_healthy(cluster: Cluster) -> None:
         problems = cluster.check(run_ids)
     finally:
         cluster.stop_workers()
-    assert not problems, "\n".join(problems)
-    assert resent_ratio(cluster.gms.accepted()) <= MAX_RESENT
+    assert_recorded_once(cluster, problems)
 
 
 @pytest.mark.parametrize("lose_a_disk", [False, True], ids=["scale-in", "disk-gone"])
@@ -173,8 +179,7 @@ def test_datahub_down_for_the_run_and_back_after_the_workers_left(
     finally:
         cluster.gms.start()
     problems = cluster.check(run_ids)  # no flush by hand: the long-lived processes deliver
-    assert not problems, "\n".join(problems)
-    assert resent_ratio(cluster.gms.accepted()) <= MAX_RESENT
+    assert_recorded_once(cluster, problems)
 
 
 def test_a_slow_datahub_gets_no_storm(cluster: Cluster) -> None:
@@ -189,9 +194,7 @@ def test_a_slow_datahub_gets_no_storm(cluster: Cluster) -> None:
         problems = cluster.check(run_ids)
     finally:
         cluster.gms.delay_sec = 0.0
-    assert not problems, "\n".join(problems)
-    ratio = resent_ratio(cluster.gms.accepted())
-    assert ratio <= MAX_RESENT, f"{ratio:.2f} MCPs received per distinct one"
+    assert_recorded_once(cluster, problems)
 
 
 def test_two_schedulers_record_every_run_once(cluster: Cluster) -> None:
@@ -210,6 +213,4 @@ def test_two_schedulers_record_every_run_once(cluster: Cluster) -> None:
     finally:
         cluster.stop_workers()
         cluster.dep.stop_component("scheduler-2")
-    assert not problems, "\n".join(problems)
-    ratio = resent_ratio(cluster.gms.accepted())
-    assert ratio <= MAX_RESENT, f"{ratio:.2f} MCPs received per distinct one"
+    assert_recorded_once(cluster, problems)
