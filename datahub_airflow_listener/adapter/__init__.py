@@ -1,11 +1,23 @@
 """The Airflow adapter: the only part of the package that imports Airflow.
 
-``plugin`` registers the listener; ``listener`` holds the hook implementations (never raise,
-register everywhere) and hands each call to ``recorder`` (guard -> extract -> map -> submit);
-``config`` reads the ``[datahub]`` section; ``extract`` turns Airflow objects into plain facts;
-``hooks`` and ``provider`` define the ``datahub-rest`` / ``datahub-file`` connection types;
-``runtime`` wires config, mapper, sinks and dispatcher once per process; ``compat`` holds every
-difference between Airflow 2.10/2.11 and 3.x.
+One line per module:
+
+* ``plugin`` -- the Airflow plugin; registers the listener (entry point ``airflow.plugins``).
+* ``provider`` -- provider metadata: the ``datahub-rest`` / ``datahub-file`` connection types.
+* ``ui_fields`` -- the connection forms' labels (plain data).
+* ``hooks`` -- the connection hooks of those two types, connection -> transport settings.
+* ``listener`` -- the hook implementations Airflow calls; never raise, register everywhere.
+* ``recorder`` -- what each hook does: guard, extract facts once, decide, hand over.
+* ``watcher`` -- the scheduler's watch of the metadata database (tries, runs ended unhooked).
+* ``metadb`` -- reads of the metadata database that never touch Airflow's transaction.
+* ``extract`` -- plain facts out of Airflow objects (DagRun, TaskInstance, their rows).
+* ``lineage`` -- a task's inlets/outlets and asset aliases as dataset urns.
+* ``templates`` -- DataFlow/DataJob templates of a DAG, sent only when they change.
+* ``config`` -- the ``[datahub]`` section, read once per process.
+* ``runtime`` -- per-process wiring: config, mapper, sinks, sender.
+* ``compat`` -- every difference between Airflow 2.10/2.11 and 3.x.
+* ``operate`` -- what the command line needs from Airflow (config, connections, senders).
+* ``logs`` -- the listener's log lines (one line per problem).
 
 Importing this package (or ``plugin``) must stay cheap: nothing here imports requests, sqlite3 or
 the transport until a hook actually runs.
