@@ -32,7 +32,7 @@ def _run_mapper(
         start_ms=1_705_312_800_000,
         end_ms=1_705_312_900_000,
         state="success",
-        base_url="http://airflow.example.com:8080",
+        url="http://airflow.example.com:8080/dags/sales_pipeline/runs/scheduled__x",
     )
     out = mapper.dag_run_started(dag)
     for try_number, result in ((1, "UP_FOR_RETRY"), (2, "SUCCESS")):
