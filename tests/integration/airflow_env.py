@@ -509,10 +509,16 @@ class Deployment:
                 return err.code, text
 
     def api(self, method: str, path: str, body: Any = None, *, ok: Sequence[int] = (200,)) -> Any:
-        status, payload = self._request(method, self.api_prefix + path, body)
-        if status not in ok:
-            raise HarnessError(f"{method} {path} -> {status}: {payload}")
-        return payload
+        """One REST call. A 5xx is tried again (up to 5 times, 1 s apart): on SQLite, Airflow's
+        API server answers 500 when its write meets another process's lock."""
+        for attempt in range(5):
+            status, payload = self._request(method, self.api_prefix + path, body)
+            if status in ok:
+                return payload
+            if status < 500 or attempt == 4:
+                break
+            time.sleep(1)
+        raise HarnessError(f"{method} {path} -> {status}: {payload}")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         """Until the DAG is parsed and serialized (the dag processor is asynchronous)."""
