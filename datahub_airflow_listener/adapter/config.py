@@ -65,6 +65,7 @@ from typing import Any, Final
 
 import attrs
 
+from datahub_airflow_listener.adapter.logs import log_once
 from datahub_airflow_listener.domain.history import sampled_in
 from datahub_airflow_listener.domain.lineage import DatasetPattern
 
@@ -443,26 +444,13 @@ def read_raw_section() -> dict[str, str]:
 
 # -- once-only messages ---------------------------------------------------------------------------
 
-_said: set[str] = set()
-_said_lock = threading.Lock()
-
-
-def _first_time(tag: str) -> bool:
-    with _said_lock:
-        if tag in _said:
-            return False
-        _said.add(tag)
-        return True
-
 
 def _warn_once(key: str, message: str) -> None:
-    if _first_time(f"warn:{key}"):
-        log.warning("datahub-airflow-listener: %s", message)
+    log_once(log, logging.WARNING, f"config:warn:{key}", message)
 
 
 def _info_once(tag: str, message: str) -> None:
-    if _first_time(f"info:{tag}"):
-        log.info("datahub-airflow-listener: %s", message)
+    log_once(log, logging.INFO, f"config:info:{tag}", message)
 
 
 # -- the cached process config --------------------------------------------------------------------

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -333,18 +331,10 @@ def _event_uris(events: Iterable[Any]) -> list[str]:
 
 # -- logging --------------------------------------------------------------------------------------
 
-_MAX_REMEMBERED: Final = 5000
-_logged: OrderedDict[str, None] = OrderedDict()
-_logged_lock = threading.Lock()
-
 
 def log_warnings(warnings: Iterable[str]) -> None:
     """Log each lineage warning once per process (the same DAG is seen by many hooks)."""
+    from datahub_airflow_listener.adapter.logs import log_once
+
     for text in warnings:
-        with _logged_lock:
-            if text in _logged:
-                continue
-            _logged[text] = None
-            if len(_logged) > _MAX_REMEMBERED:
-                _logged.popitem(last=False)
-        log.warning("datahub-airflow-listener: %s", text)
+        log_once(log, logging.WARNING, f"lineage:{text}", text)

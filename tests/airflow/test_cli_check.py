@@ -12,6 +12,7 @@ import pytest
 
 from datahub_airflow_listener.adapter import config as config_module
 from datahub_airflow_listener.adapter.config import kill_switch_engaged, load_config
+from datahub_airflow_listener.adapter.logs import forget_said
 from datahub_airflow_listener.cli import main
 from tests.support.fake_gms import FakeGms
 
@@ -25,7 +26,7 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
         if name.startswith(("AIRFLOW_CONN_", "AIRFLOW__DATAHUB__", "AIRFLOW_VAR_DATAHUB")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AIRFLOW__DATAHUB__OUTBOX_PATH", str(tmp_path / "datahub"))
-    monkeypatch.setattr(config_module, "_said", set())  # once-only warnings: once per test
+    forget_said()  # once-only warnings: once per test
     config_module.reset_config()
     yield tmp_path / "datahub"
     config_module.reset_config()

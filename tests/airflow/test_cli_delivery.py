@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from datahub_airflow_listener.adapter import config as config_module
+from datahub_airflow_listener.adapter.logs import forget_said
 from datahub_airflow_listener.adapter.runtime import OUTBOX_FILENAME, sink_name
 from datahub_airflow_listener.cli import _Bar, main
 from datahub_airflow_listener.domain.mcp import file_form_to_wire
@@ -34,7 +35,7 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
         if name.startswith(("AIRFLOW_CONN_", "AIRFLOW__DATAHUB__", "AIRFLOW_VAR_DATAHUB")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AIRFLOW__DATAHUB__OUTBOX_PATH", str(tmp_path / "datahub"))
-    monkeypatch.setattr(config_module, "_said", set())
+    forget_said()
     config_module.reset_config()
     yield tmp_path / "datahub"
     config_module.reset_config()

@@ -11,11 +11,12 @@ import pytest
 
 from datahub_airflow_listener.adapter import config as cfg
 from datahub_airflow_listener.adapter.config import AllowDeny, DatahubConfig, parse_config
+from datahub_airflow_listener.adapter.logs import forget_said
 
 
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(cfg, "_said", set())
+    forget_said()
     for name in list(os.environ):
         if name.startswith("AIRFLOW__DATAHUB__"):
             monkeypatch.delenv(name)
