@@ -53,7 +53,6 @@ __all__ = [
     "enum_value",
     "get_connection",
     "get_dag_run",
-    "get_dag_task",
     "get_task",
     "in_dag_test_process",
     "in_task_sdk_process",
@@ -290,18 +289,6 @@ def get_dag_run(ti: Any) -> Any | None:
         return getattr(ti, "dag_run", None)
     except Exception:
         return None
-
-
-def get_dag_task(dag_run: Any, task_id: str) -> Any | None:
-    """The task definition for ``task_id`` from the DAG the scheduler attached to a DagRun."""
-    try:
-        dag = getattr(dag_run, "dag", None)
-        task_dict = getattr(dag, "task_dict", None) if dag is not None else None
-        if isinstance(task_dict, Mapping):
-            return task_dict.get(task_id)
-    except Exception:
-        log.debug("no task %s on the DagRun's dag", task_id, exc_info=True)
-    return None
 
 
 # -- connections ----------------------------------------------------------------------------------

@@ -91,10 +91,10 @@ class RunRecorder:
 
     def __init__(self) -> None:
         self._runs_started: _Memory[int] = _Memory()  # RunKey -> the STARTED time
-        self._runs_ended: _Memory[int | None] = _Memory()  # RunKey -> the end time sent
         self._tries: _Memory[Sent] = _Memory()  # TryKey -> what was sent
-        self._closed: _Memory[int | None] = _Memory()  # (dag_id, run_id) -> end_date sent
-        self._io_sent: _Memory[tuple[tuple[str, ...], tuple[str, ...]]] = _Memory()
+        self._closed: _Memory[int | None] = _Memory()  # (dag_id, run_id) -> the end time sent
+        # TryKey -> (inlets, outlets) the task process last saw (declared, then sent)
+        self._lineage_seen: _Memory[tuple[tuple[str, ...], tuple[str, ...]]] = _Memory()
         self._decide = threading.Lock()  # hooks and the watch thread decide one at a time
         self._watcher: Any = None
         self._watcher_lock = threading.Lock()
@@ -155,7 +155,7 @@ class RunRecorder:
             first = self._runs_started.get(key)
             end = facts.end_ms if facts.end_ms is not None else now_ms()
             facts = attrs.evolve(facts, start_ms=first if first is not None else end, end_ms=end)
-        if self._runs_ended.get(key) == facts.end_ms and key in self._runs_ended:
+        if self.run_closed(facts.dag_id, facts.run_id, facts.end_ms):
             return  # this process sent this very end already
         mcps: list[MetadataChangeProposal] = []
         if facts.start_ms is not None and self._runs_started.add(key, facts.start_ms):
@@ -164,14 +164,14 @@ class RunRecorder:
         mcps.extend(self._close_tries(runtime, dag_run, facts.end_ms))
         result, _native = extract.dag_run_result(facts.state)
         mcps.extend(runtime.mapper.dag_run_completed(facts, result))
-        self._runs_ended.put(key, facts.end_ms)
-        self._closed.put((facts.dag_id, facts.run_id), _run_end(dag_run))
+        self._closed.put((facts.dag_id, facts.run_id), facts.end_ms)
         runtime.submit(mcps)
 
     def run_closed(self, dag_id: str, run_id: str, end: Any) -> bool:
-        """True if this process recorded this end of this run."""
+        """True if this process recorded this end (a datetime or epoch ms) of this run."""
         key = (dag_id, run_id)
-        return key in self._closed and self._closed.get(key) == compat.to_ms(end)
+        end_ms = end if isinstance(end, int) or end is None else compat.to_ms(end)
+        return key in self._closed and self._closed.get(key) == end_ms
 
     # -- task tries -------------------------------------------------------------------------------
 
@@ -263,10 +263,9 @@ class RunRecorder:
     def _forget(self) -> None:
         self._pid = os.getpid()
         self._runs_started.clear()
-        self._runs_ended.clear()
         self._tries.clear()
         self._closed.clear()
-        self._io_sent.clear()
+        self._lineage_seen.clear()
         self._watcher = None
 
     def _task(self, ti: Any) -> tuple[Runtime, Any, Any, TaskRunFacts] | None:
@@ -378,15 +377,15 @@ class RunRecorder:
         inlets, outlets = extract.task_iolets(task, runtime.config)
         key = _try_key(facts)
         if not at_end:
-            self._io_sent.add(key, (inlets, outlets))
+            self._lineage_seen.add(key, (inlets, outlets))
             return []
         mcps = _alias_lineage(runtime, ti, task, facts)
-        declared = self._io_sent.get(key)
+        declared = self._lineage_seen.get(key)
         if declared is None:  # no running hook in this process (failed before it)
             return mcps
         if declared == (inlets, outlets):
             return mcps
-        self._io_sent.put(key, (inlets, outlets))
+        self._lineage_seen.put(key, (inlets, outlets))
         io_facts = attrs.evolve(facts, inlets=inlets, outlets=outlets)
         return [*runtime.mapper.task_run_io(io_facts), *mcps]
 
@@ -427,13 +426,6 @@ def _declared_lineage(runtime: Runtime, facts: TaskRunFacts, task: Any) -> TaskR
         return facts
     inlets, outlets = extract.task_iolets(task, runtime.config)
     return attrs.evolve(facts, inlets=inlets, outlets=outlets)
-
-
-def _run_end(dag_run: Any) -> int | None:
-    try:
-        return compat.to_ms(getattr(dag_run, "end_date", None))
-    except Exception:
-        return None
 
 
 def _str_attr(obj: Any, name: str) -> str | None:

@@ -433,9 +433,8 @@ class Dispatcher:
             sink.transport = sink.factory()
         return sink.transport
 
-    def _ship(self, sink: _Sink, deadline: float | None, through: int | None = None) -> bool:
-        """Deliver this sink's backlog until empty (or, with ``through``, until no batch up to
-        that seq is left), failing, or the deadline.
+    def _ship(self, sink: _Sink, deadline: float | None) -> bool:
+        """Deliver this sink's backlog until empty, failing, or the deadline.
 
         Returns True when the sink has nothing left (for this process to do).
         """
@@ -450,7 +449,7 @@ class Dispatcher:
                 return False
             if sink.fallback and self._outbox_broken:
                 return self._ship_memory(sink, transport, deadline)
-            return self._ship_outbox(sink, transport, deadline, through)
+            return self._ship_outbox(sink, transport, deadline)
         finally:
             self._ship_lock.release()
 
@@ -458,9 +457,7 @@ class Dispatcher:
         lease_bound = time.monotonic() + 0.8 * self.config.lease_ttl_sec
         return lease_bound if deadline is None else min(deadline, lease_bound)
 
-    def _ship_outbox(
-        self, sink: _Sink, transport: Transport, deadline: float | None, through: int | None
-    ) -> bool:
+    def _ship_outbox(self, sink: _Sink, transport: Transport, deadline: float | None) -> bool:
         outbox = self.outbox
         try:
             while not self._closed and (deadline is None or time.monotonic() < deadline):
@@ -476,9 +473,6 @@ class Dispatcher:
                     sink.has_work = True
                     sink.retry_at = time.monotonic() + min(1.0, self.config.poll_interval_sec)
                     return False
-                if through is not None and rows and rows[0].seq > through:
-                    sink.has_work = True  # the rest came after ours: not this flush's business
-                    return True
                 if not rows:
                     sink.has_work = False
                     if deadline is None and not self._queue:  # idle: fsync off the busy path
@@ -668,7 +662,7 @@ class Dispatcher:
         started = time.monotonic()
         if not self._exit_flushed:
             self._spool(timeout=budget)
-            own = [s for s in self._sinks if self._left(s, only_own=True)]
+            own = [s for s in self._sinks if self._left_count(s) > 0]
             wait_for = [s for s in own if not self._known_bad(s)]
             if wait_for:
                 if self._thread is None:
@@ -677,8 +671,7 @@ class Dispatcher:
                 deadline = started + budget
                 failures = {s.name: s.failures for s in wait_for}
                 while time.monotonic() < deadline and any(
-                    self._left(s, only_own=True) and s.failures == failures[s.name]
-                    for s in wait_for
+                    self._left_count(s) > 0 and s.failures == failures[s.name] for s in wait_for
                 ):  # a destination that fails meanwhile is not worth the rest of the wait
                     time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
             self._retiring = True
@@ -706,11 +699,6 @@ class Dispatcher:
             timed_out=waiting > 0,
             elapsed_sec=time.monotonic() - started,
         )
-
-    def _left(self, sink: _Sink, *, only_own: bool) -> bool:
-        if not only_own:
-            return self._has_work(sink)
-        return self._left_count(sink) > 0
 
     def _left_count(self, sink: _Sink) -> int:
         """What this process put for ``sink`` and is not delivered (with what is ahead of it)."""

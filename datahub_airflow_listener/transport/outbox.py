@@ -572,10 +572,6 @@ class Outbox:
 
     # ------------------------------------------------------------------ reading
 
-    def last_written(self, sink: str) -> int | None:
-        """The seq of the newest batch this process put for ``sink`` (None: none yet)."""
-        return self._last_written.get(sink)
-
     def waiting_mine(self, sink: str) -> int:
         """MCPs of ``sink`` still waiting that this process put, or that were put before them
         (they go first): what stands between this process's events and their destination."""

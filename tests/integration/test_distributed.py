@@ -79,6 +79,14 @@ class Cluster:
         for worker in WORKERS:
             self.dep.stop_component(worker)
 
+    def run_with_workers(self) -> list[str]:
+        """Workers up, every DAG run once, workers down; the record's problems."""
+        self.start_workers()
+        try:
+            return self.check(self.run_all())
+        finally:
+            self.stop_workers()
+
     def run_all(self) -> dict[str, str]:
         run_ids = {dag_id: self.dep.trigger(dag_id) for dag_id in DAGS}
         for dag_id, run_id in run_ids.items():
@@ -155,13 +163,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def test_healthy(cluster: Cluster) -> None:
     cluster.gms.reset()
-    cluster.start_workers()
-    try:
-        run_ids = cluster.run_all()
-        problems = cluster.check(run_ids)
-    finally:
-        cluster.stop_workers()
-    assert_recorded_once(cluster, problems)
+    assert_recorded_once(cluster, cluster.run_with_workers())
 
 
 @pytest.mark.parametrize("lose_a_disk", [False, True], ids=["scale-in", "disk-gone"])
@@ -206,11 +208,8 @@ def test_two_schedulers_record_every_run_once(cluster: Cluster) -> None:
         "scheduler",
         env={"AIRFLOW__DATAHUB__OUTBOX_PATH": str(cluster.root / "scheduler-2" / "datahub")},
     )
-    cluster.start_workers()
     try:
-        run_ids = cluster.run_all()
-        problems = cluster.check(run_ids)
+        problems = cluster.run_with_workers()
     finally:
-        cluster.stop_workers()
         cluster.dep.stop_component("scheduler-2")
     assert_recorded_once(cluster, problems)
