@@ -511,10 +511,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             return 0
         urns = [item.urn for item in plan]
         if hard:
-            rows = _delete_local(store, urns)
+            rows = store.delete_urns(urns)
             detail = f"{rows} stored MCPs deleted"
         else:
-            _soft_delete_local(store, urns)
+            store.mark_removed(urns)
             detail = "status removed appended; `export` carries it to DataHub"
     _print_plan(plan, where, hard, dry_run=False)
     _out(f"{'hard' if hard else 'soft'}-deleted {len(plan)} process instance(s): {detail}")
@@ -551,41 +551,6 @@ def _print_plan(plan: list[CleanupItem], where: str, hard: bool, *, dry_run: boo
     for item in plan:
         kind = "DAG run " if item.kind == "dag_run" else "task run"
         _out(f"  {format_ms(item.start_ms)}  {kind}  {item.label}  ({item.reason})")
-
-
-def _soft_delete_local(store: LocalStore, urns: list[str]) -> None:
-    from datahub_airflow_listener.domain.aspects import Status
-    from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
-
-    wire = [
-        MetadataChangeProposal(entity_urn=u, aspect=Status(removed=True)).to_wire() for u in urns
-    ]
-    report = store.emit(wire)
-    if report.error is not None:
-        raise CliError(str(report.error))
-
-
-def _delete_local(store: LocalStore, urns: list[str]) -> int:
-    """Remove every stored MCP of ``urns`` from the local store; return how many rows went.
-
-    Uses ``LocalStore.delete_urns`` when the store offers it; until then a direct delete on
-    the store's documented table (one short write transaction, like the store's own writes).
-    """
-    delete = getattr(store, "delete_urns", None)
-    if callable(delete):
-        return int(delete(urns))
-    import sqlite3
-
-    conn = sqlite3.connect(store.path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        removed = 0
-        for urn in urns:
-            removed += conn.execute("DELETE FROM mcps WHERE urn = ?", (urn,)).rowcount
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return removed
 
 
 def _cleanup_gms(args: argparse.Namespace, hard: bool) -> int:

@@ -30,6 +30,8 @@ from typing import Any
 
 import attrs
 
+from datahub_airflow_listener.domain.aspects import Status
+from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.transport._settings import check_keys
 from datahub_airflow_listener.transport._sqlite import SqliteFile
 from datahub_airflow_listener.transport.base import EmitReport, TransportBase, WireRecord
@@ -222,6 +224,32 @@ class LocalStore(TransportBase):
     def last_seq(self) -> int:
         row = self._db.connection().execute("SELECT COALESCE(MAX(seq), 0) FROM mcps").fetchone()
         return int(row[0])
+
+    # ------------------------------------------------------------------ retention
+
+    def mark_removed(self, urns: Sequence[str]) -> None:
+        """Append ``status {"removed": true}`` for each urn (a soft delete, carried by export).
+
+        Raises the store's :class:`TransientError` when it cannot write.
+        """
+        wire = [
+            MetadataChangeProposal(entity_urn=u, aspect=Status(removed=True)).to_wire()
+            for u in urns
+        ]
+        report = self.emit(wire)
+        if report.error is not None:
+            raise report.error
+
+    def delete_urns(self, urns: Sequence[str]) -> int:
+        """Remove every stored MCP of ``urns`` (a hard delete); return how many rows went.
+
+        One write transaction: either every urn's rows go or none do.
+        """
+        removed = 0
+        with self._db.transaction() as conn:
+            for urn in urns:
+                removed += conn.execute("DELETE FROM mcps WHERE urn = ?", (urn,)).rowcount
+        return removed
 
     def export_file(
         self,

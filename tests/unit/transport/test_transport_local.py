@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from transport_helpers import record
 
-from datahub_airflow_listener.transport import LocalConfig, LocalStore
+from datahub_airflow_listener.transport import LocalConfig, LocalStore, TransientError
 
 
 @pytest.fixture
@@ -72,3 +72,32 @@ def test_export_writes_datahub_file_format(store: LocalStore, tmp_path: Path) ->
 def test_pages_through_large_histories(store: LocalStore) -> None:
     store.emit_records([record(f"r{i % 3}", i) for i in range(2500)])
     assert [m.aspect()["timestampMillis"] for m in store.iter_mcps()] == list(range(2500))
+
+
+def test_mark_removed_appends_one_status_per_urn(store: LocalStore) -> None:
+    store.emit_records([record("a", 1), record("b", 2)])
+    store.mark_removed(["urn:li:dataProcessInstance:a"])
+    status = list(store.iter_mcps(aspect_name="status"))
+    assert [(m.urn, m.aspect()) for m in status] == [
+        ("urn:li:dataProcessInstance:a", {"removed": True})
+    ]
+    assert store.count() == 3  # a soft delete keeps the history it hides
+
+
+def test_mark_removed_raises_when_the_store_cannot_write(tmp_path: Path) -> None:
+    directory = tmp_path / "datahub"
+    directory.mkdir()
+    (directory / "local.sqlite").write_text("this is not a database")
+    broken = LocalStore(LocalConfig(directory=str(directory)))
+    with pytest.raises(TransientError, match="cannot write the local store"):
+        broken.mark_removed(["urn:li:dataProcessInstance:a"])
+
+
+def test_delete_urns_removes_every_row_of_those_urns_only(store: LocalStore) -> None:
+    store.emit_records([record("a", 1), record("b", 2), record("a", 3), record("c", 4)])
+    gone = store.delete_urns(
+        ["urn:li:dataProcessInstance:a", "urn:li:dataProcessInstance:c", "urn:li:nothing:x"]
+    )
+    assert gone == 3
+    assert [m.urn for m in store.iter_mcps()] == ["urn:li:dataProcessInstance:b"]
+    assert store.delete_urns([]) == 0
