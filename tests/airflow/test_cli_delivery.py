@@ -16,7 +16,8 @@ import pytest
 from datahub_airflow_listener.adapter import config as config_module
 from datahub_airflow_listener.adapter.logs import forget_said
 from datahub_airflow_listener.adapter.runtime import OUTBOX_FILENAME, sink_name
-from datahub_airflow_listener.cli import _Bar, main
+from datahub_airflow_listener.cli import main
+from datahub_airflow_listener.cli.operate import _Bar
 from datahub_airflow_listener.domain.mcp import file_form_to_wire
 from datahub_airflow_listener.transport.base import WireRecord
 from datahub_airflow_listener.transport.local import LocalConfig, LocalStore

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cli_helpers import assert_one_error_line, fill_store, run_cli
 
-from datahub_airflow_listener.cli import TOKEN_ENV
+from datahub_airflow_listener.cli.sources import TOKEN_ENV
 from datahub_airflow_listener.domain.runs import RunMapper
 from datahub_airflow_listener.transport.gms_read import GmsReader
 from datahub_airflow_listener.transport.rest import RestConfig
