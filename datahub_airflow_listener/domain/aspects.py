@@ -34,13 +34,20 @@ __all__ = [
     "DataProcessInstanceRunEvent",
     "DataProcessRunStatus",
     "DataProcessType",
+    "DataTransform",
+    "DataTransformLogic",
     "DatasetKey",
     "Edge",
+    "FineGrainedLineage",
+    "FineGrainedLineageDownstreamType",
+    "FineGrainedLineageUpstreamType",
     "GlobalTags",
     "MlModelKey",
     "Owner",
     "Ownership",
     "OwnershipType",
+    "QueryLanguage",
+    "QueryStatement",
     "RunResult",
     "RunResultType",
     "Status",
@@ -79,6 +86,22 @@ class OwnershipType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we su
     NONE = "NONE"
     DEVELOPER = "DEVELOPER"
     DATAOWNER = "DATAOWNER"
+
+
+class FineGrainedLineageUpstreamType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    FIELD_SET = "FIELD_SET"
+    DATASET = "DATASET"
+    NONE = "NONE"
+
+
+class FineGrainedLineageDownstreamType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    FIELD = "FIELD"
+    FIELD_SET = "FIELD_SET"
+
+
+class QueryLanguage(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    SQL = "SQL"
+    UNKNOWN = "UNKNOWN"
 
 
 def _wire(name: str) -> str:
@@ -159,6 +182,32 @@ class TagAssociation:
 class BrowsePathEntry:
     id: str
     urn: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FineGrainedLineage:
+    """Column-level lineage inside ``dataJobInputOutput``: ``upstreams`` and ``downstreams``
+    are schemaField (or dataset) urns. ``query`` is the urn of a DataHub query entity, not SQL
+    text. ``confidence_score`` is a float on the wire (DataHub's schema default is 1.0)."""
+
+    upstream_type: FineGrainedLineageUpstreamType
+    upstreams: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    downstream_type: FineGrainedLineageDownstreamType
+    downstreams: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    transform_operation: str | None = None
+    confidence_score: float = attrs.field(default=1.0, converter=float)
+    query: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class QueryStatement:
+    value: str
+    language: QueryLanguage = QueryLanguage.SQL
+
+
+@attrs.frozen(kw_only=True)
+class DataTransform:
+    query_statement: QueryStatement | None = None
 
 
 # -- aspects -------------------------------------------------------------------------------
@@ -277,6 +326,19 @@ class DataJobInputOutput(Aspect):
     output_dataset_edges: tuple[Edge, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     input_datajobs: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     input_datajob_edges: tuple[Edge, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    fine_grained_lineages: tuple[FineGrainedLineage, ...] | None = attrs.field(
+        default=None, converter=_opt_tuple
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DataTransformLogic(Aspect):
+    """The code a job runs (its SQL), shown on the job's page in DataHub."""
+
+    ASPECT_NAME: ClassVar[str] = "dataTransformLogic"
+    ENTITY_TYPES: ClassVar[frozenset[str]] = frozenset({"dataJob"})
+
+    transforms: tuple[DataTransform, ...] = attrs.field(converter=_tuple)
 
 
 @attrs.frozen(kw_only=True)
@@ -374,6 +436,7 @@ ASPECT_CLASSES: Mapping[str, type[Aspect]] = {
         DataFlowInfo,
         DataJobInfo,
         DataJobInputOutput,
+        DataTransformLogic,
         Status,
         Ownership,
         GlobalTags,

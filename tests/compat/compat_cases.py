@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import seed_scenarios
 
+from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain.instance import ContainerKey, DataProcessInstance
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from datahub_airflow_listener.domain.openlineage import (
+    column_lineage,
+    ol_dataset_urn,
+    parse_connections,
+)
 from datahub_airflow_listener.domain.runs import DagRunFacts, RunMapper, TaskRunFacts
 from datahub_airflow_listener.domain.templates import DataFlow, DataJob
 
@@ -117,6 +123,46 @@ def _instance_extras() -> list[MetadataChangeProposal]:
     ]
 
 
+def _column_lineage() -> list[MetadataChangeProposal]:
+    """A job's column lineage and SQL, its datasets named from OpenLineage identities."""
+    connections, _ = parse_connections({"snowflake://acct": {"platform_instance": "sf"}})
+    pg = "postgres://db.example.com:5432"
+    source, _ = ol_dataset_urn(pg, "sales.public.orders")
+    target, _ = ol_dataset_urn("snowflake://acct", "DB.PUBLIC.CLEAN", connections=connections)
+    fine = column_lineage(
+        target,
+        {
+            "AMOUNT": [(pg, "sales.public.orders", "amount"), (pg, "sales.public.orders", "fx")],
+            "ID (x, y)": [(pg, "sales.public.orders", "id")],
+        },
+        connections=connections,
+    )
+    whole = a.FineGrainedLineage(
+        upstream_type=a.FineGrainedLineageUpstreamType.DATASET,
+        upstreams=(source,),
+        downstream_type=a.FineGrainedLineageDownstreamType.FIELD_SET,
+        downstreams=fine[0].downstreams,
+        transform_operation="COPY",
+        confidence_score=0.5,
+        query="urn:li:query:load_clean",
+    )
+    io = a.DataJobInputOutput(
+        input_datasets=(source,), output_datasets=(target,), fine_grained_lineages=(*fine, whole)
+    )
+    logic = a.DataTransformLogic(
+        transforms=(
+            a.DataTransform(
+                query_statement=a.QueryStatement(value="INSERT INTO clean SELECT * FROM orders")
+            ),
+            a.DataTransform(
+                query_statement=a.QueryStatement(value="CALL x()", language=a.QueryLanguage.UNKNOWN)
+            ),
+            a.DataTransform(),
+        )
+    )
+    return [MetadataChangeProposal(entity_urn=UP_JOB, aspect=x) for x in (io, logic)]
+
+
 def cases() -> dict[str, list[MetadataChangeProposal]]:
     out: dict[str, list[MetadataChangeProposal]] = {
         f"seed:{name}": seed_scenarios.run(name, seed_scenarios.ours())
@@ -128,4 +174,5 @@ def cases() -> dict[str, list[MetadataChangeProposal]]:
     )
     out["templates"] = _templates()
     out["instance:extras"] = _instance_extras()
+    out["column_lineage"] = _column_lineage()
     return out

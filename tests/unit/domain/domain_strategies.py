@@ -46,6 +46,16 @@ edge = st.builds(
 )
 opt_text = st.none() | text
 urns = st.lists(dataset_urn, max_size=3).map(tuple)
+fine_grained = st.builds(
+    a.FineGrainedLineage,
+    upstream_type=st.sampled_from(a.FineGrainedLineageUpstreamType),
+    upstreams=st.none() | urns,
+    downstream_type=st.sampled_from(a.FineGrainedLineageDownstreamType),
+    downstreams=st.none() | urns,
+    transform_operation=opt_text,
+    confidence_score=st.floats(min_value=0.0, max_value=1.0),
+    query=opt_text,
+)
 
 process_instance_aspects: st.SearchStrategy[Any] = st.one_of(
     st.builds(
@@ -107,6 +117,20 @@ job_aspects: st.SearchStrategy[Any] = st.one_of(
         output_datasets=urns,
         input_dataset_edges=st.none() | st.lists(edge, max_size=2).map(tuple),
         input_datajobs=st.none() | urns,
+        fine_grained_lineages=st.none() | st.lists(fine_grained, max_size=2).map(tuple),
+    ),
+    st.builds(
+        a.DataTransformLogic,
+        transforms=st.lists(
+            st.builds(
+                a.DataTransform,
+                query_statement=st.none()
+                | st.builds(
+                    a.QueryStatement, value=text, language=st.sampled_from(a.QueryLanguage)
+                ),
+            ),
+            max_size=2,
+        ).map(tuple),
     ),
     st.builds(
         a.Ownership,

@@ -13,6 +13,7 @@ from hypothesis import given
 
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain.encode import aspect_to_json, dumps, encoder_source
+from datahub_airflow_listener.domain.parse import aspect_from_dict
 
 STAMP = a.AuditStamp(time=1_700_000_000_000)
 
@@ -222,3 +223,79 @@ def test_records_from_other_modules_and_unresolvable_hints_serialize_the_same() 
     record = _Outside(stamp=STAMP, tags=(a.TagAssociation(tag="urn:li:tag:x"),), missing="m")
     assert aspect_to_json(record) == dumps(a.aspect_to_dict(record))
     assert json.loads(aspect_to_json(record))["missing"] == "m"
+
+
+# -- column lineage and transform logic -----------------------------------------------------
+
+
+def _fine(**kw: Any) -> a.FineGrainedLineage:
+    return a.FineGrainedLineage(
+        upstream_type=a.FineGrainedLineageUpstreamType.FIELD_SET,
+        upstreams=("urn:li:schemaField:(urn:li:dataset:(urn:li:dataPlatform:hive,i,PROD),x)",),
+        downstream_type=a.FineGrainedLineageDownstreamType.FIELD,
+        downstreams=("urn:li:schemaField:(urn:li:dataset:(urn:li:dataPlatform:hive,o,PROD),y)",),
+        **kw,
+    )
+
+
+def test_fine_grained_lineage_follows_datahub_names_order_and_types() -> None:
+    record = _fine(transform_operation="SUM", query="urn:li:query:q1")
+    assert list(a.aspect_to_dict(record)) == [
+        "upstreamType",
+        "upstreams",
+        "downstreamType",
+        "downstreams",
+        "transformOperation",
+        "confidenceScore",
+        "query",
+    ]
+    text = aspect_to_json(record)
+    assert '"upstreamType":"FIELD_SET"' in text
+    assert '"downstreamType":"FIELD"' in text
+    # confidenceScore is a JSON number (a float in DataHub's schema), never a string.
+    assert '"confidenceScore":1.0' in text
+    assert json.loads(text)["confidenceScore"] == 1.0
+    assert type(json.loads(aspect_to_json(_fine(confidence_score=1)))["confidenceScore"]) is float
+
+
+def test_fine_grained_lineage_drops_what_is_unset() -> None:
+    bare = a.FineGrainedLineage(
+        upstream_type=a.FineGrainedLineageUpstreamType.NONE,
+        downstream_type=a.FineGrainedLineageDownstreamType.FIELD_SET,
+    )
+    assert a.aspect_to_dict(bare) == {
+        "upstreamType": "NONE",
+        "downstreamType": "FIELD_SET",
+        "confidenceScore": 1.0,
+    }
+
+
+def test_data_job_input_output_carries_fine_grained_lineages_last() -> None:
+    io = a.DataJobInputOutput(input_datasets=("i",), fine_grained_lineages=[_fine()])
+    d = a.aspect_to_dict(io)
+    assert list(d) == ["inputDatasets", "outputDatasets", "fineGrainedLineages"]
+    assert d["fineGrainedLineages"] == [a.aspect_to_dict(_fine())]
+    assert isinstance(io.fine_grained_lineages, tuple)
+
+
+def test_data_transform_logic_is_a_job_aspect_with_sql_by_default() -> None:
+    logic = a.DataTransformLogic(
+        transforms=[a.DataTransform(query_statement=a.QueryStatement(value="SELECT 1"))]
+    )
+    assert aspect_to_json(logic) == (
+        '{"transforms":[{"queryStatement":{"value":"SELECT 1","language":"SQL"}}]}'
+    )
+    assert a.aspect_to_dict(a.DataTransformLogic(transforms=[a.DataTransform()])) == {
+        "transforms": [{}]
+    }
+    assert a.ASPECT_CLASSES["dataTransformLogic"] is a.DataTransformLogic
+    assert frozenset({"dataJob"}) == a.DataTransformLogic.ENTITY_TYPES
+
+
+def test_new_aspects_read_back_as_they_were() -> None:
+    io = a.DataJobInputOutput(fine_grained_lineages=[_fine(confidence_score=0.5)])
+    logic = a.DataTransformLogic(
+        transforms=[a.DataTransform(query_statement=a.QueryStatement(value="SELECT 1"))]
+    )
+    for aspect in (io, logic):
+        assert aspect_from_dict(type(aspect), json.loads(aspect_to_json(aspect))) == aspect
