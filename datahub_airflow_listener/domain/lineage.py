@@ -39,6 +39,12 @@ with a different number of segments than expected is still recorded, with a warn
 ``+driver`` suffix on a scheme (``postgresql+psycopg2``) is ignored. An unknown scheme is kept
 as its own platform, with a warning: lineage is never dropped silently.
 
+**Connections.** Given ``connections`` (the ``asset_connections`` mapping of
+:mod:`~.openlineage`), a URI whose ``<scheme>://<host>`` has an entry gets that entry's
+platform instance, env, platform, lower-casing and database, exactly as an OpenLineage
+dataset of the same connection does (:func:`~.openlineage.named_urn`); without an entry, or
+without ``connections``, the urn is the one of the table above.
+
 **Annotations.** :func:`normalize_annotations` takes a task's inlets and outlets as plain
 values -- a urn string, an object with ``.urn`` (this package's ``entities.Dataset``/``Urn``,
 the official plugin's entities, a domain :class:`~.urns.Urn`), an asset URI string, or the
@@ -60,6 +66,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 import attrs
 
 from datahub_airflow_listener.domain.errors import DomainError, InvalidUrnError
+from datahub_airflow_listener.domain.openlineage import ConnectionDetail, named_urn
 from datahub_airflow_listener.domain.urns import (
     FABRIC_TYPES,
     Urn,
@@ -133,6 +140,7 @@ class Unresolved:
 class _Rule(NamedTuple):
     platform: str
     namer: Callable[[SplitResult, str], tuple[str, str | None]]
+    depth: int = 0  # dotted parts of a table name on this platform (0: not a table)
 
 
 def _host(parts: SplitResult) -> str:
@@ -227,6 +235,10 @@ def _generic(parts: SplitResult, uri: str) -> tuple[str, str | None]:
     return name, None
 
 
+def _sql(platform: str, depth: int, shape: str, **options: bool) -> _Rule:
+    return _Rule(platform, _table(depth, shape, **options), depth)
+
+
 _THREE = "/database/schema/table"
 SCHEMES: Final[Mapping[str, _Rule]] = {
     "s3": _Rule("s3", _bucket_path),
@@ -241,20 +253,20 @@ SCHEMES: Final[Mapping[str, _Rule]] = {
     "hdfs": _Rule("hdfs", _namenode_path),
     "file": _Rule("file", _local_path),
     "sqlite": _Rule("sqlite", _local_path),
-    "postgres": _Rule("postgres", _table(3, _THREE)),
-    "postgresql": _Rule("postgres", _table(3, _THREE)),
-    "mysql": _Rule("mysql", _table(2, "/database/table")),
-    "mariadb": _Rule("mysql", _table(2, "/database/table")),
-    "mssql": _Rule("mssql", _table(3, _THREE)),
-    "sqlserver": _Rule("mssql", _table(3, _THREE)),
-    "redshift": _Rule("redshift", _table(3, _THREE)),
+    "postgres": _sql("postgres", 3, _THREE),
+    "postgresql": _sql("postgres", 3, _THREE),
+    "mysql": _sql("mysql", 2, "/database/table"),
+    "mariadb": _sql("mysql", 2, "/database/table"),
+    "mssql": _sql("mssql", 3, _THREE),
+    "sqlserver": _sql("mssql", 3, _THREE),
+    "redshift": _sql("redshift", 3, _THREE),
     # DataHub's Snowflake source lower-cases urns by default (convert_urns_to_lowercase).
-    "snowflake": _Rule("snowflake", _table(3, _THREE, lower=True)),
-    "bigquery": _Rule("bigquery", _table(3, "project/dataset/table", project_in_host=True)),
-    "trino": _Rule("trino", _table(3, "/catalog/schema/table")),
-    "presto": _Rule("presto", _table(3, "/catalog/schema/table")),
-    "databricks": _Rule("databricks", _table(3, "/catalog/schema/table")),
-    "hive": _Rule("hive", _table(2, "/database/table")),
+    "snowflake": _sql("snowflake", 3, _THREE, lower=True),
+    "bigquery": _sql("bigquery", 3, "project/dataset/table", project_in_host=True),
+    "trino": _sql("trino", 3, "/catalog/schema/table"),
+    "presto": _sql("presto", 3, "/catalog/schema/table"),
+    "databricks": _sql("databricks", 3, "/catalog/schema/table"),
+    "hive": _sql("hive", 2, "/database/table"),
     "kafka": _Rule("kafka", _topic),
 }
 
@@ -288,9 +300,31 @@ def map_asset_uri(uri: str) -> AssetMapping:
     return AssetMapping(platform=rule.platform, name=name, warning=warning)
 
 
-def asset_uri_to_urn(uri: str, env: str = "PROD") -> tuple[str, str | None]:
-    """(dataset urn, warning or None) of an asset URI; raises like :func:`map_asset_uri`."""
+def asset_uri_to_urn(
+    uri: str,
+    env: str = "PROD",
+    connections: Mapping[str, ConnectionDetail] | None = None,
+) -> tuple[str, str | None]:
+    """(dataset urn, warning or None) of an asset URI; raises like :func:`map_asset_uri`.
+
+    ``connections`` (keyed as :func:`~.openlineage.parse_connections` returns them) applies
+    the entry of the URI's connection, if there is one (see the module docstring).
+    """
     mapping = map_asset_uri(uri)
+    if connections and mapping.platform != AIRFLOW_ASSET_PLATFORM:
+        parts = urlsplit(uri.strip())
+        scheme = parts.scheme.lower().split("+", 1)[0]
+        rule = SCHEMES.get(scheme)
+        urn, note = named_urn(
+            scheme,
+            parts.netloc,
+            mapping.platform,
+            mapping.name,
+            env=env,
+            connections=connections,
+            depth=rule.depth if rule is not None else 0,
+        )
+        return urn, "; ".join(w for w in (mapping.warning, note) if w) or None
     return mapping.urn(env), mapping.warning
 
 
@@ -363,20 +397,27 @@ class TaskLineage(NamedTuple):
 _IOLET_TYPES: Final = frozenset({"dataset", "mlModel"})
 
 
-def annotation_urn(value: object, env: str = "PROD") -> tuple[Urn, str | None]:
+def annotation_urn(
+    value: object,
+    env: str = "PROD",
+    connections: Mapping[str, ConnectionDetail] | None = None,
+) -> tuple[Urn, str | None]:
     """The urn one annotation names, and a warning if its mapping was a guess.
 
     Raises :class:`DomainError` (an :class:`InvalidUrnError` or :class:`UriMappingError`)
     for a value that names nothing, or a dataset/mlModel urn whose env is not a DataHub
     fabric (the server would reject it); the caller turns that into the task's warning.
+    ``connections`` applies to asset URIs (see :func:`asset_uri_to_urn`).
     """
-    urn, warning = _annotation_urn(value, env)
+    urn, warning = _annotation_urn(value, env, connections)
     if urn.entity_type in _IOLET_TYPES and urn.parts[2] not in FABRIC_TYPES:
         raise InvalidUrnError("env", urn.parts[2], "not a DataHub fabric (e.g. PROD, DEV)")
     return urn, warning
 
 
-def _annotation_urn(value: object, env: str) -> tuple[Urn, str | None]:
+def _annotation_urn(
+    value: object, env: str, connections: Mapping[str, ConnectionDetail] | None
+) -> tuple[Urn, str | None]:
     if isinstance(value, Urn):
         return value, None
     if isinstance(value, Unresolved):
@@ -388,7 +429,7 @@ def _annotation_urn(value: object, env: str) -> tuple[Urn, str | None]:
         from_repr = parse_entity_repr(text)
         if from_repr is not None:
             return parse_urn(from_repr), None
-        urn, warning = asset_uri_to_urn(text, env)
+        urn, warning = asset_uri_to_urn(text, env, connections)
         return parse_urn(urn), warning
     if isinstance(value, bytes | bytearray | int | float | bool) or value is None:
         raise InvalidUrnError("annotation", value, f"unsupported type {type(value).__name__}")
@@ -418,13 +459,15 @@ def normalize_annotations(
     *,
     env: str = "PROD",
     dataset_pattern: PatternLike | None = None,
+    connections: Mapping[str, ConnectionDetail] | None = None,
 ) -> TaskLineage:
     """Inputs, outputs, upstream jobs and warnings of one task's annotations.
 
     ``task`` names the task in warnings (e.g. ``"etl.load"``). Every malformed item gets
     exactly one warning naming the task and the value, and is left out; everything else is
     kept. Datasets rejected by ``dataset_pattern`` are left out without a warning (that is
-    configuration, not a mistake). Never raises for any item.
+    configuration, not a mistake). ``connections`` applies to asset URIs (see
+    :func:`asset_uri_to_urn`). Never raises for any item.
     """
     ins: dict[str, None] = {}
     outs: dict[str, None] = {}
@@ -433,7 +476,7 @@ def normalize_annotations(
     for side, values, target in (("inlet", inlets, ins), ("outlet", outlets, outs)):
         for value in _items(values, side, task, warnings):
             try:
-                urn, guess = annotation_urn(value, env)
+                urn, guess = annotation_urn(value, env, connections)
             except DomainError as exc:
                 warnings.append(_warning(task, side, value, f"ignored: {_reason(exc)}"))
                 continue

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datahub_airflow_listener.domain.errors import DomainError, InvalidUrnError
+from datahub_airflow_listener.domain.lineage import asset_uri_to_urn, normalize_annotations
 from datahub_airflow_listener.domain.openlineage import (
     NAMESPACES,
     ConnectionDetail,
@@ -478,6 +479,49 @@ def test_column_lineage_leaves_out_what_cannot_be_named() -> None:
     assert [r.downstreams for r in records] == [(schema_field_urn(OUT, "kept"),)]
     assert records[0].upstreams == (schema_field_urn(urn("postgres", "db.public.a"), "x"),)
     assert column_lineage("not a urn", {"c": [(pg, "db.public.a", "x")]}) == ()
+
+
+# -- the Airflow Asset mapping with connections ---------------------------------------------------
+
+
+def test_asset_uris_without_a_matching_connection_are_unchanged() -> None:
+    connections, _ = parse_connections({"postgres://other:5432": {"platform_instance": "x"}})
+    for uri in ("postgres://h:5432/db/public/t", "s3://b/k", "orders", "snowflake://a/DB/S/T"):
+        assert asset_uri_to_urn(uri, "PROD", connections) == asset_uri_to_urn(uri)
+
+
+def test_asset_uris_of_a_connection_get_its_settings() -> None:
+    connections, _ = parse_connections(
+        {
+            "postgresql://h:5432": {"platform_instance": "wh", "database": "analytics"},
+            "s3://b": {"platform_instance": "lake", "env": "DEV"},
+            "sqlite://tmp": {"database": "ignored"},
+        }
+    )
+    assert asset_uri_to_urn("postgres://u:pw@h:5432/public/t", connections=connections)[0] == urn(
+        "postgres", "analytics.public.t", instance="wh"
+    )
+    assert asset_uri_to_urn("postgres://h:5432/db/public/t", connections=connections)[0] == urn(
+        "postgres", "db.public.t", instance="wh"
+    )
+    assert asset_uri_to_urn("s3://b/k", connections=connections)[0] == urn(
+        "s3", "b/k", "DEV", "lake"
+    )
+    # A SQLite asset is the database file: no database goes in front of its path.
+    assert asset_uri_to_urn("sqlite://tmp/app.db", connections=connections)[0] == urn(
+        "sqlite", "/tmp/app.db"
+    )
+    # Both writers name one dataset of one connection alike.
+    assert (
+        asset_uri_to_urn("postgres://h:5432/db/public/t", connections=connections)[0]
+        == ol_dataset_urn("postgres://h:5432", "db.public.t", connections=connections)[0]
+    )
+
+
+def test_annotations_pass_connections_to_asset_uris() -> None:
+    connections, _ = parse_connections({"s3://b": {"platform_instance": "lake"}})
+    lineage = normalize_annotations("d.t", ["s3://b/in"], [], connections=connections)
+    assert lineage.inlets == (urn("s3", "b/in", instance="lake"),)
 
 
 def test_named_urn_without_connections_is_make_dataset_urn() -> None:
