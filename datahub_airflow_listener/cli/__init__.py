@@ -23,6 +23,7 @@ Modules, one job each:
 * ``output``   -- where command output goes (stdout, kept clean of Airflow's log lines)
 * ``sources``  -- what a command reads: the Airflow settings, the local store, a GMS reader
 * ``render``   -- run history, statistics and cleanup plans as text and JSON
+* ``times``    -- times as the command line reads them (``--since``) and shows them
 * ``runs``     -- the ``runs`` command: select history from the local store or a GMS
 * ``cleanup``  -- the ``cleanup`` command: plan retention, then delete locally or in a GMS
 * ``export``   -- the ``export`` command: the local store to DataHub's file format

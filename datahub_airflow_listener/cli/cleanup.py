@@ -12,7 +12,8 @@ from datahub_airflow_listener.cli.output import out
 from datahub_airflow_listener.cli.render import print_plan
 
 if TYPE_CHECKING:
-    from datahub_airflow_listener.domain.history import CleanupItem, InstanceRecord
+    from datahub_airflow_listener.domain.history import InstanceRecord
+    from datahub_airflow_listener.domain.retention import CleanupItem
 
 __all__ = ["cmd_cleanup"]
 
@@ -60,7 +61,7 @@ def _plan(
     args: argparse.Namespace, records: Iterable[InstanceRecord], hard: bool
 ) -> list[CleanupItem]:
     from datahub_airflow_listener.domain.clock import now_ms
-    from datahub_airflow_listener.domain.history import plan_cleanup
+    from datahub_airflow_listener.domain.retention import plan_cleanup
 
     return plan_cleanup(
         records,

@@ -7,15 +7,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from datahub_airflow_listener.cli.output import out
+from datahub_airflow_listener.cli.times import format_duration, format_ms
 
 if TYPE_CHECKING:
-    from datahub_airflow_listener.domain.history import (
-        Attempt,
-        CleanupItem,
-        DagRun,
-        TaskRun,
-        TaskStats,
-    )
+    from datahub_airflow_listener.domain.history import Attempt, DagRun, TaskRun
+    from datahub_airflow_listener.domain.retention import CleanupItem
+    from datahub_airflow_listener.domain.stats import TaskStats
 
 __all__ = ["print_plan", "print_runs", "runs_json"]
 
@@ -55,7 +52,7 @@ def _task_json(task: TaskRun) -> dict[str, Any]:
 
 def runs_json(args: argparse.Namespace, where: str, runs: list[DagRun]) -> dict[str, Any]:
     """The ``runs --json`` document: the filters, the runs and their statistics."""
-    from datahub_airflow_listener.domain import history
+    from datahub_airflow_listener.domain.stats import dag_stats, task_stats
 
     return {
         "dag_id": args.dag,
@@ -82,8 +79,8 @@ def runs_json(args: argparse.Namespace, where: str, runs: list[DagRun]) -> dict[
             for run in runs
         ],
         "stats": {
-            "dag_runs": history.dag_stats(runs).as_dict(),
-            "tasks": [s.as_dict() for s in history.task_stats(runs)],
+            "dag_runs": dag_stats(runs).as_dict(),
+            "tasks": [s.as_dict() for s in task_stats(runs)],
         },
     }
 
@@ -93,8 +90,6 @@ def runs_json(args: argparse.Namespace, where: str, runs: list[DagRun]) -> dict[
 
 def print_runs(args: argparse.Namespace, where: str, runs: list[DagRun]) -> None:
     """DAG run -> task runs -> attempts, newest first, then the statistics table."""
-    from datahub_airflow_listener.domain.history import format_duration, format_ms
-
     what = f"task {args.task!r} of DAG {args.dag!r}" if args.task else f"DAG {args.dag!r}"
     filters = [
         f"{name} {value}"
@@ -150,7 +145,7 @@ def _pct(stats: TaskStats) -> str:
 
 
 def _print_stats(runs: list[DagRun]) -> None:
-    from datahub_airflow_listener.domain.history import dag_stats, format_duration, task_stats
+    from datahub_airflow_listener.domain.stats import dag_stats, task_stats
 
     rows = [("(DAG run)", dag_stats(runs))] + [(s.task_id or "?", s) for s in task_stats(runs)]
     width = max(len(name) for name, _ in rows)
@@ -174,8 +169,6 @@ def _print_stats(runs: list[DagRun]) -> None:
 
 def print_plan(plan: list[CleanupItem], where: str, hard: bool, *, dry_run: bool) -> None:
     """What a cleanup removes (or would remove), oldest first, one line per instance."""
-    from datahub_airflow_listener.domain.history import format_ms
-
     verb = "hard-delete" if hard else "soft-delete"
     if not plan:
         out(f"nothing to {verb} in {where}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from datahub_airflow_listener.cli import CliError, sources
 from datahub_airflow_listener.cli.output import print_json
 from datahub_airflow_listener.cli.render import print_runs, runs_json
+from datahub_airflow_listener.cli.times import parse_time
 
 if TYPE_CHECKING:
     from datahub_airflow_listener.domain.history import DagRun
@@ -21,11 +22,9 @@ log = logging.getLogger(__name__)
 def _time_bound(text: str | None, what: str) -> int | None:
     if text is None:
         return None
-    from datahub_airflow_listener.domain.history import parse_time
+    from datahub_airflow_listener.domain.clock import now_ms
 
     try:
-        from datahub_airflow_listener.domain.clock import now_ms
-
         return parse_time(text, now_ms=now_ms())
     except ValueError as exc:
         raise CliError(f"{what}: {exc}") from None

@@ -10,37 +10,33 @@ GMS answer the same questions with the same code:
 * :func:`build_history` turns records into :class:`DagRun` trees, newest first; task runs whose
   DAG-run instance was never recorded (e.g. history of the official plugin) hang under a
   placeholder DAG run so nothing is hidden;
-* :func:`select_runs` filters by DAG, task, result and time window;
-* :func:`task_stats` / :func:`dag_stats`: success rate and p50/p90/p99 durations;
-* :func:`plan_cleanup` decides which instances a retention policy removes (never a template);
-* :func:`sampled_in` is the sampling decision every process computes alike.
+* :func:`select_runs` filters by DAG, task, result and time window.
 
-Definitions the numbers rest on:
+What is computed over the history lives beside it: statistics in
+:mod:`~datahub_airflow_listener.domain.stats`, retention in
+:mod:`~datahub_airflow_listener.domain.retention`.
+
+Definitions the tree rests on:
 
 * An attempt is the run events sharing an ``attempt`` number. Its result is the latest
   COMPLETE's, unless a later STARTED re-opened it (a cleared DAG run restarts attempt 1).
   An attempt without COMPLETE is ``RUNNING``.
 * A task run's result is its last attempt's; its duration is the last attempt's duration
-  (what the task took when it ran to its end; earlier failed tries are counted in ``retried``).
-* Success rate = SUCCESS / (SUCCESS + FAILURE) over finished runs; SKIPPED runs are counted
-  apart (a skipped branch is not a failure), RUNNING and UP_FOR_RETRY ones are not finished.
-* Percentiles use the nearest-rank method over the SUCCESS and FAILURE runs with a known
-  duration (a skipped task did not run).
+  (what the task took when it ran to its end).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
 
 from datahub_airflow_listener.domain.errors import InvalidUrnError
+
+# Re-exported: the adapter's config imports the sampling decision from here.
+from datahub_airflow_listener.domain.sampling import sampled_in
 from datahub_airflow_listener.domain.urns import DataFlowUrn, DataJobUrn, parse_urn
 
 __all__ = [
@@ -48,21 +44,17 @@ __all__ = [
     "RESULTS",
     "RUNNING",
     "Attempt",
-    "CleanupItem",
     "DagRun",
     "InstanceRecord",
     "RunEvent",
     "TaskRun",
-    "TaskStats",
+    "attempts_of",
     "build_history",
     "collect_instances",
-    "dag_stats",
-    "percentile",
-    "parse_time",
-    "plan_cleanup",
+    "dag_id_of_flow",
+    "dag_ids",
     "sampled_in",
     "select_runs",
-    "task_stats",
 ]
 
 RUNNING: Final = "RUNNING"
@@ -71,7 +63,6 @@ FINAL_RESULTS: Final = frozenset({"SUCCESS", "FAILURE", "SKIPPED"})
 DPI_PREFIX: Final = "urn:li:dataProcessInstance:"
 FLOW_PREFIX: Final = "urn:li:dataFlow:"
 JOB_PREFIX: Final = "urn:li:dataJob:"
-_DAY_MS: Final = 86_400_000
 
 # -- records -------------------------------------------------------------------------------------
 
@@ -568,256 +559,3 @@ def _in_window(start: int | None, since_ms: int | None, until_ms: int | None) ->
 
 def dag_ids(runs: Iterable[DagRun]) -> list[str]:
     return sorted({r.dag_id for r in runs})
-
-
-# -- statistics ----------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[int], q: float) -> int | None:
-    """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-@attrs.frozen(kw_only=True)
-class TaskStats:
-    """Aggregates over one task's runs (or the DAG runs themselves, ``task_id`` None)."""
-
-    task_id: str | None
-    runs: int
-    succeeded: int
-    failed: int
-    skipped: int
-    unfinished: int
-    retried: int
-    success_rate: float | None
-    p50_ms: int | None
-    p90_ms: int | None
-    p99_ms: int | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-def _stats(task_id: str | None, items: Sequence[tuple[str, int | None, int]]) -> TaskStats:
-    """``items``: (result, duration_ms, attempt count) per run."""
-    succeeded = sum(1 for r, _, _ in items if r == "SUCCESS")
-    failed = sum(1 for r, _, _ in items if r == "FAILURE")
-    skipped = sum(1 for r, _, _ in items if r == "SKIPPED")
-    durations = [d for r, d, _ in items if r in ("SUCCESS", "FAILURE") and d is not None]
-    decided = succeeded + failed
-    return TaskStats(
-        task_id=task_id,
-        runs=len(items),
-        succeeded=succeeded,
-        failed=failed,
-        skipped=skipped,
-        unfinished=len(items) - succeeded - failed - skipped,
-        retried=sum(1 for _, _, n in items if n > 1),
-        success_rate=succeeded / decided if decided else None,
-        p50_ms=percentile(durations, 50),
-        p90_ms=percentile(durations, 90),
-        p99_ms=percentile(durations, 99),
-    )
-
-
-def task_stats(runs: Iterable[DagRun]) -> list[TaskStats]:
-    """Per task id (mapped indexes together), in order of first appearance."""
-    items: dict[str, list[tuple[str, int | None, int]]] = {}
-    for run in runs:
-        for task in run.task_runs:
-            items.setdefault(task.task_id, []).append(
-                (task.result, task.duration_ms, len(task.attempts))
-            )
-    return [_stats(task_id, values) for task_id, values in items.items()]
-
-
-def dag_stats(runs: Iterable[DagRun]) -> TaskStats:
-    """The same aggregates over the recorded DAG runs themselves."""
-    items = [(r.result, r.duration_ms, 1) for r in runs if r.recorded]
-    return _stats(None, items)
-
-
-# -- retention -----------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class CleanupItem:
-    """A process instance a retention policy removes, and why."""
-
-    urn: str
-    kind: str  # dag_run | task_run
-    dag_id: str | None
-    task_id: str | None
-    run_id: str | None
-    map_index: int
-    start_ms: int | None
-    template_urn: str | None
-    reason: str
-
-    @property
-    def label(self) -> str:
-        if self.kind == "dag_run":
-            return f"{self.dag_id} run {self.run_id}"
-        index = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{index} run {self.run_id}"
-
-
-def plan_cleanup(
-    records: Iterable[InstanceRecord],
-    *,
-    now_ms: int,
-    older_than_days: float | None = None,
-    keep_last: int | None = None,
-    dag_id: str | None = None,
-    include_removed: bool = False,
-) -> list[CleanupItem]:
-    """The process instances to remove, oldest first.
-
-    * ``older_than_days``: instances that started before ``now - N days``;
-    * ``keep_last``: per DataFlow, DAG runs beyond the newest K; per DataJob, instances of runs
-      beyond its newest K runs (all mapped indexes of a run count as one run);
-    * the task runs of a DAG run that goes, go with it (no orphans);
-    * only DAG-run and task-run instances are candidates: a DataFlow, DataJob or any other
-      entity is never returned. Instances without any known time are kept.
-    * already soft-deleted instances are skipped unless ``include_removed`` (a hard delete).
-    """
-    if older_than_days is None and keep_last is None:
-        raise ValueError("give older_than_days and/or keep_last")
-    if keep_last is not None and keep_last < 0:
-        raise ValueError("keep_last must be >= 0")
-    candidates = [
-        r
-        for r in records
-        if r.kind in ("dag_run", "task_run")
-        and r.urn.startswith(DPI_PREFIX)
-        and (include_removed or not r.removed)
-        and (dag_id is None or r.dag_id == dag_id)
-    ]
-    reasons: dict[str, str] = {}
-    if older_than_days is not None:
-        cutoff = now_ms - int(older_than_days * _DAY_MS)
-        for r in candidates:
-            start = r.start_ms
-            if start is not None and start < cutoff:
-                reasons.setdefault(r.urn, f"older than {older_than_days:g} days")
-    if keep_last is not None:
-        for urn, reason in _beyond_newest(candidates, keep_last).items():
-            reasons.setdefault(urn, reason)
-    by_urn = {r.urn: r for r in candidates}
-    doomed_runs = {u for u in reasons if by_urn[u].kind == "dag_run"}
-    for r in candidates:
-        if r.kind == "task_run" and r.parent_instance in doomed_runs:
-            reasons.setdefault(r.urn, "its DAG run goes")
-    items = [
-        CleanupItem(
-            urn=urn,
-            kind=by_urn[urn].kind,
-            dag_id=by_urn[urn].dag_id,
-            task_id=by_urn[urn].task_id,
-            run_id=by_urn[urn].run_id,
-            map_index=by_urn[urn].map_index,
-            start_ms=by_urn[urn].start_ms,
-            template_urn=by_urn[urn].template_urn,
-            reason=reason,
-        )
-        for urn, reason in reasons.items()
-    ]
-    items.sort(key=lambda i: (i.start_ms or 0, i.kind != "dag_run", i.urn))
-    return items
-
-
-def _beyond_newest(records: Sequence[InstanceRecord], keep: int) -> dict[str, str]:
-    """Per template: instances of runs beyond the newest ``keep`` runs."""
-    # template -> run key -> (newest start, urns)
-    groups: dict[str, dict[str, tuple[int, list[str]]]] = {}
-    for r in records:
-        start = r.start_ms
-        if start is None or r.template_urn is None:
-            continue
-        key = r.run_id or r.parent_instance or r.urn
-        runs = groups.setdefault(r.template_urn, {})
-        newest, urns = runs.get(key, (start, []))
-        urns.append(r.urn)
-        runs[key] = (max(newest, start), urns)
-    out: dict[str, str] = {}
-    for template, runs in groups.items():
-        ordered = sorted(runs.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        what = "DAG" if template.startswith(FLOW_PREFIX) else "task"
-        for _, (_, urns) in ordered[keep:]:
-            for urn in urns:
-                out[urn] = f"beyond the newest {keep} runs of its {what}"
-    return out
-
-
-# -- sampling ------------------------------------------------------------------------------------
-
-
-def sampled_in(dag_id: str, run_id: str, every_n: int) -> bool:
-    """Whether the DAG run ``(dag_id, run_id)`` is recorded when sampling 1 in ``every_n``.
-
-    Deterministic across processes, hosts and Python versions (a keyed-free BLAKE2b of the two
-    ids, not ``hash()``, whose seed differs per process): the scheduler and every task process
-    reach the same answer for the same run with no shared state, so a sampled-out DAG run
-    loses its task runs too. Over many runs about 1 in N is recorded (not exactly every Nth:
-    that would need a counter shared by all processes). ``every_n`` <= 1 records everything.
-    """
-    if every_n <= 1:
-        return True
-    digest = hashlib.blake2b(f"{dag_id}\x00{run_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % every_n == 0
-
-
-# -- time bounds ---------------------------------------------------------------------------------
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT_SEC = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_time(text: str, *, now_ms: int) -> int:
-    """Epoch ms of ``text``: ISO 8601 (a date, or date and time; no zone means UTC) or an age
-    such as ``30m``, ``12h``, ``7d``, ``2w`` (that long before ``now_ms``). ValueError if bad."""
-    match = _RELATIVE.match(text)
-    if match:
-        seconds = float(match.group(1)) * _UNIT_SEC[match.group(2).lower()]
-        return now_ms - int(seconds * 1000)
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"cannot read {text!r} as a time: use ISO 8601 (2024-05-01, 2024-05-01T12:00) "
-            "or an age (30m, 12h, 7d, 2w)"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def format_ms(ms: int | None) -> str:
-    """``2024-05-01 12:00:03Z`` (UTC), or ``-``."""
-    if ms is None:
-        return "-"
-    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def format_duration(ms: int | None) -> str:
-    """``850ms``, ``12.3s``, ``4m05s``, ``2h03m``, or ``-``."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms}ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f}s"
-    delta = timedelta(milliseconds=ms)
-    minutes, seconds = divmod(int(delta.total_seconds()), 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"

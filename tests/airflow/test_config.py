@@ -271,7 +271,7 @@ def test_official_plugin_installed_is_warned_about_once(
 def test_sampled_out_runs_emit_nothing_in_any_hook(
     registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch, dag: Any
 ) -> None:
-    from datahub_airflow_listener.domain.history import sampled_in
+    from datahub_airflow_listener.domain.sampling import sampled_in
     from tests.airflow.conftest import call_hook, core_manager, make_dag_run, make_orm_ti
 
     monkeypatch.setenv("AIRFLOW__DATAHUB__SAMPLE_DAGS", '{"et.*": 1000}')

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_one_error_line, fill_store, run_cli
 
+from datahub_airflow_listener.cli.times import format_ms
 from datahub_airflow_listener.domain import history
 from tests.unit.history.history_data import (
     DAY_MS,
@@ -107,7 +108,7 @@ def test_runs_task_filter_and_window(capsys: pytest.CaptureFixture[str], store_d
 def test_runs_until_an_iso_time(capsys: pytest.CaptureFixture[str], store_dir: Path) -> None:
     runs = history.build_history(rebased(example_mcps(), NOW - 3_600_000))
     flaky = [r for r in runs if r.dag_id == "flaky_retry"]
-    cut = history.format_ms(flaky[0].start_ms).replace(" ", "T")  # the newest run's start
+    cut = format_ms(flaky[0].start_ms).replace(" ", "T")  # the newest run's start
     result = run_cli(
         capsys, "runs", "--dag", "flaky_retry", "--until", cut, "--json", "--store", str(store_dir)
     )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from datahub_airflow_listener.domain import history
 from datahub_airflow_listener.domain.aspects import Status
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from datahub_airflow_listener.domain.stats import dag_stats, percentile, task_stats
 from tests.unit.history.history_data import (
     EXAMPLE_DAGS,
     MAPPER,
@@ -70,7 +71,7 @@ def test_wire_and_file_form_give_the_same_history() -> None:
 
 def test_real_stats_per_task() -> None:
     runs = history.select_runs(history.build_history(example_mcps()), dag_id="flaky_retry")
-    stats = {s.task_id: s for s in history.task_stats(runs)}
+    stats = {s.task_id: s for s in task_stats(runs)}
     assert stats["flaky"].runs == 3
     assert stats["flaky"].retried == 3
     assert stats["flaky"].success_rate == 1.0
@@ -78,7 +79,7 @@ def test_real_stats_per_task() -> None:
     assert stats["flaky"].p50_ms == durations[1]
     assert stats["flaky"].p99_ms == durations[2]
     branching = history.select_runs(history.build_history(example_mcps()), dag_id="branching")
-    skipped = {s.task_id: s for s in history.task_stats(branching)}["incremental_refresh"]
+    skipped = {s.task_id: s for s in task_stats(branching)}["incremental_refresh"]
     assert (skipped.skipped, skipped.success_rate, skipped.p50_ms) == (3, None, None)
 
 
@@ -137,7 +138,7 @@ def test_task_runs_without_a_dag_run_record_get_a_placeholder() -> None:
     assert not run.recorded
     assert (run.dag_id, run.run_id, run.result) == ("d", "r1", "SUCCESS")
     assert run.urn == MAPPER.dag_run_urn("d", "r1")  # the parent the task runs name
-    assert history.dag_stats([run]).runs == 0  # placeholders are not DAG-run statistics
+    assert dag_stats([run]).runs == 0  # placeholders are not DAG-run statistics
 
 
 def test_soft_deleted_instances_are_hidden_unless_asked() -> None:
@@ -195,27 +196,27 @@ def test_select_by_dag_result_task_window_and_limit() -> None:
 
 def test_stats_success_rate_and_percentiles() -> None:
     runs = history.select_runs(_three_runs(), dag_id="d")
-    stats = {s.task_id: s for s in history.task_stats(runs)}
+    stats = {s.task_id: s for s in task_stats(runs)}
     assert stats["a"].success_rate == 1.0
     assert (stats["a"].p50_ms, stats["a"].p90_ms, stats["a"].p99_ms) == (19, 29, 29)
     assert stats["b"].success_rate == pytest.approx(2 / 3)
     assert (stats["b"].succeeded, stats["b"].failed) == (2, 1)
-    dag = history.dag_stats(runs)
+    dag = dag_stats(runs)
     assert (dag.runs, dag.succeeded, dag.failed) == (3, 2, 1)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=200))
 def test_percentile_is_a_member_and_grows_with_q(values: list[int]) -> None:
-    p50, p90, p99 = (history.percentile(values, q) for q in (50, 90, 99))
+    p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
     assert p50 in values and p90 in values and p99 in values
     assert p50 <= p90 <= p99 <= max(values)
-    assert history.percentile(values, 100) == max(values)
+    assert percentile(values, 100) == max(values)
 
 
 def test_percentile_nearest_rank() -> None:
-    assert history.percentile(list(range(1, 101)), 90) == 90
-    assert history.percentile([5], 99) == 5
-    assert history.percentile([], 50) is None
+    assert percentile(list(range(1, 101)), 90) == 90
+    assert percentile([5], 99) == 5
+    assert percentile([], 50) is None
 
 
 def test_mcps_of_other_entities_are_ignored() -> None:
@@ -226,36 +227,3 @@ def test_mcps_of_other_entities_are_ignored() -> None:
         "aspect": {"value": json.dumps({"removed": True}), "contentType": "application/json"},
     }
     assert history.collect_instances([flow]) == {}
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2023-11-14", 1_699_920_000_000),
-        ("2023-11-14T22:13:20Z", T0),
-        ("2023-11-14T23:13:20+01:00", T0),
-        ("2023-11-14 22:13:20", T0),
-        ("2h", T0 - 7_200_000),
-        ("7d", T0 - 7 * 86_400_000),
-        ("1.5h", T0 - 5_400_000),
-    ],
-)
-def test_parse_time(text: str, expected: int) -> None:
-    assert history.parse_time(text, now_ms=T0) == expected
-
-
-@pytest.mark.parametrize("text", ["yesterday", "7 days", "-3d", ""])
-def test_parse_time_refuses_nonsense(text: str) -> None:
-    with pytest.raises(ValueError, match="ISO 8601"):
-        history.parse_time(text, now_ms=T0)
-
-
-def test_formatting() -> None:
-    assert history.format_ms(T0) == "2023-11-14 22:13:20Z"
-    assert [history.format_duration(v) for v in (None, 850, 12_300, 245_000, 7_380_000)] == [
-        "-",
-        "850ms",
-        "12.3s",
-        "4m05s",
-        "2h03m",
-    ]
