@@ -31,6 +31,23 @@ kill_switch_file               <outbox_path>/disabled    this file existing disa
 reconcile_interval_sec         5                         how often the scheduler reads the tries
                                                          of running DAG runs (and runs ended
                                                          without a hook) from the metadata DB
+enable_extractors              true                      read what operators report of their
+                                                         lineage (OpenLineage methods and
+                                                         extractors; needs the OpenLineage
+                                                         provider installed, else nothing)
+enable_datajob_lineage         true                      also put lineage found at run time on
+                                                         the DataJob (false: task runs only)
+extractor_timeout_sec          5                         at most this long an operator's lineage
+                                                         is waited for at a try's end
+disabled_for_operators         (none)                    operator classes (names or dotted paths,
+                                                         ``;``-separated) whose own lineage is not
+                                                         read; ``[openlineage]
+                                                         disabled_for_operators`` counts too
+asset_connections              (none)                    JSON ``{"<scheme>://<host:port>":
+                                                         {"platform_instance", "database", "env",
+                                                         "convert_urns_to_lowercase",
+                                                         "platform"}}``: how datasets reached
+                                                         through a connection are named
 =============================  ========================  ==========================================
 
 Allow/deny JSON has the official plugin's shape: ``{"allow": [...], "deny": [...],
@@ -68,6 +85,7 @@ import attrs
 from datahub_airflow_listener.adapter.logs import log_once
 from datahub_airflow_listener.domain.history import sampled_in
 from datahub_airflow_listener.domain.lineage import DatasetPattern
+from datahub_airflow_listener.domain.openlineage import ConnectionDetail, parse_connections
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +112,6 @@ _OFFICIAL_ONLY_KEYS: Final = frozenset(
         "datajob_url_link",
         "debug_emitter",
         "disable_openlineage_plugin",
-        "enable_datajob_lineage",
-        "enable_extractors",
         "enable_multi_statement_sql_parsing",
         "extract_athena_operator",
         "extract_bigquery_insert_job_operator",
@@ -248,6 +264,11 @@ class DatahubConfig:
     kill_switch_file: str = ""
     sample_dags: SamplePolicy = attrs.field(factory=SamplePolicy)
     reconcile_interval_sec: float = 5.0
+    enable_extractors: bool = True
+    enable_datajob_lineage: bool = True
+    extractor_timeout_sec: float = 5.0
+    disabled_for_operators: tuple[str, ...] = ()
+    asset_connections: Mapping[str, ConnectionDetail] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not self.kill_switch_file:
@@ -283,6 +304,17 @@ class _Reader:
         except (ValueError, TypeError) as exc:
             _warn_once(key, f"[{SECTION}] {key} = {value!r} is invalid ({exc}); using {default!r}")
             return default
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.replace(",", ";").split(";") if p.strip())
+
+
+def _connections(text: str) -> dict[str, ConnectionDetail]:
+    connections, problems = parse_connections(text)
+    for problem in problems:
+        _warn_once(f"asset_connections:{problem}", f"[{SECTION}] asset_connections: {problem}")
+    return connections
 
 
 def _bool(text: str) -> bool:
@@ -350,6 +382,11 @@ _KNOWN_KEYS: Final = frozenset(
         "kill_switch_file",
         "sample_dags",
         "reconcile_interval_sec",
+        "enable_extractors",
+        "enable_datajob_lineage",
+        "extractor_timeout_sec",
+        "disabled_for_operators",
+        "asset_connections",
     }
 )
 
@@ -403,6 +440,11 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
         sample_dags=r.parse("sample_dags", SamplePolicy(), parse_sample_dags),
         reconcile_interval_sec=r.parse("reconcile_interval_sec", 5.0, _positive_float),
+        enable_extractors=r.parse("enable_extractors", True, _bool),
+        enable_datajob_lineage=r.parse("enable_datajob_lineage", True, _bool),
+        extractor_timeout_sec=r.parse("extractor_timeout_sec", 5.0, _positive_float),
+        disabled_for_operators=r.parse("disabled_for_operators", (), _names),
+        asset_connections=r.parse("asset_connections", {}, _connections),
     )
 
 

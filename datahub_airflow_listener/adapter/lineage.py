@@ -63,6 +63,7 @@ __all__ = [
     "asset_urn",
     "iolet_values",
     "log_warnings",
+    "pattern_of",
     "resolved_alias_uris",
     "task_lineage",
 ]
@@ -152,7 +153,8 @@ def _task_label(task: Any) -> str:
     return str(task_id)
 
 
-def _pattern(config: Any) -> PatternLike | None:
+def pattern_of(config: Any) -> PatternLike | None:
+    """The configured ``dataset_pattern``, or None when it lets everything through."""
     pattern = _safe_attr(config, "dataset_pattern")
     if pattern is None or not callable(getattr(pattern, "allowed", None)):
         return None
@@ -171,7 +173,7 @@ def task_lineage(task: Any, ti: Any = None, *, config: Any = None) -> TaskLineag
     """
     label = _task_label(task)
     env = dataset_env(_safe_attr(config, "cluster"))
-    pattern = _pattern(config)
+    pattern = pattern_of(config)
     capture = _safe_attr(config, "capture_airflow_assets") is not False
     try:
         inlets, _ = iolet_values(_safe_attr(task, "inlets"), capture_assets=capture)

@@ -11,9 +11,10 @@ Who sends what (one rule for every process, see :mod:`..domain.tries`):
   for a DAG run, and its watch of running runs, :mod:`.watcher`), the API server (marks) and
   the process of ``airflow dags test``. What one of them sends, any other would send
   identically, so a re-send (a restart, HA schedulers, a mark) overwrites itself.
-* **What only the task process knows**: the inputs and outputs of its try (declared, set at
-  run time, resolved from asset aliases). A task process sends nothing else, and nothing at
-  all when its task declares no lineage.
+* **A try's lineage** (its inputs and outputs: declared, set at run time, resolved from asset
+  aliases, reported by the operator) comes only from the process that ran it
+  (:mod:`.try_lineage`), so no other process's copy can overwrite it. A task process sends
+  nothing else, and nothing at all when its task has no lineage.
 * **A DAG run** is STARTED by the scheduler's running hook (under ``dags test``, by the first
   task) and COMPLETE by its end hook, which first closes every try of the run, earlier tries
   (``task_instance_history``) included.
@@ -30,7 +31,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from datahub_airflow_listener.adapter import compat, extract, metadb
+from datahub_airflow_listener.adapter import compat, extract, metadb, try_lineage
 from datahub_airflow_listener.adapter.config import get_config, kill_switch_engaged
 from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
@@ -93,8 +94,8 @@ class RunRecorder:
         self._runs_started: _Memory[int] = _Memory()  # RunKey -> the STARTED time
         self._tries: _Memory[Sent] = _Memory()  # TryKey -> what was sent
         self._closed: _Memory[int | None] = _Memory()  # (dag_id, run_id) -> the end time sent
-        # TryKey -> (inlets, outlets) the task process last saw (declared, then sent)
-        self._lineage_seen: _Memory[tuple[tuple[str, ...], tuple[str, ...]]] = _Memory()
+        # TryKey -> the lineage this task process sent for the try (at its start, then end)
+        self._lineage_seen: _Memory[try_lineage.TryLineage] = _Memory()
         self._decide = threading.Lock()  # hooks and the watch thread decide one at a time
         self._watcher: Any = None
         self._watcher_lock = threading.Lock()
@@ -195,7 +196,7 @@ class RunRecorder:
                 runtime.short_lived()
             mcps.extend(self._try_io(runtime, facts, task, at_end=at_end, ti=ti))
         else:
-            mcps.extend(self._transcript(runtime, [(facts, task)]))
+            mcps.extend(self._transcript(runtime, [facts]))
         if mcps:
             runtime.submit(mcps)
 
@@ -209,12 +210,7 @@ class RunRecorder:
         if not rows:
             return
         dag = getattr(dag_run, "dag", None) or metadb.serialized_dag(dag_run.dag_id)
-        items = [
-            item
-            for item in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
-            if item is not None
-        ]
-        self._submit_transcript(runtime, sorted(items, key=_try_order))
+        self._submit_transcript(runtime, self._rows_facts(runtime, rows, dag_run, dag))
 
     def _recorded_as_far_as(self, row: Any, *, completed: bool = False) -> bool:
         """This process sent everything the row's state calls for (read from its columns);
@@ -282,11 +278,15 @@ class RunRecorder:
             return None
         return runtime, dag_run, task, facts
 
-    def _row_facts(
-        self, runtime: Runtime, row: Any, dag_run: Any, dag: Any
-    ) -> tuple[TaskRunFacts, Any] | None:
-        """Facts of a try read from the database (a task instance or an earlier try), and
-        its task's definition."""
+    def _rows_facts(
+        self, runtime: Runtime, rows: Iterable[Any], dag_run: Any, dag: Any
+    ) -> list[TaskRunFacts]:
+        """Facts of tries read from the database, in a stable order (task, map index, try)."""
+        found = (self._row_facts(runtime, row, dag_run, dag) for row in rows)
+        return sorted((f for f in found if f is not None), key=_try_order)
+
+    def _row_facts(self, runtime: Runtime, row: Any, dag_run: Any, dag: Any) -> TaskRunFacts | None:
+        """Facts of a try read from the database (a task instance or an earlier try)."""
         task_id = compat.enum_value(getattr(row, "task_id", None)) or ""
         task = _task_of(dag, task_id)
         facts = extract.task_run_facts(
@@ -296,20 +296,20 @@ class RunRecorder:
             return None
         if getattr(row, "archived", False) or type(row).__name__ == "TaskInstanceHistory":
             facts = attrs.evolve(facts, state=compat.earlier_try_state(row))
-        return facts, task
+        return facts
 
     def _transcript(
         self,
         runtime: Runtime,
-        items: Iterable[tuple[TaskRunFacts, Any]],
+        tries: Iterable[TaskRunFacts],
         run_end_ms: int | None = None,
     ) -> list[MetadataChangeProposal]:
-        """The run events each try (facts, task) still needs; with a STARTED, the instance
-        and the lineage its task declares."""
+        """The run events each try still needs; with a STARTED, the instance (its lineage
+        comes from the process that ran it)."""
         mcps: list[MetadataChangeProposal] = []
         now = now_ms()
         with self._decide:
-            for f, task in items:
+            for f in tries:
                 key = _try_key(f)
                 sent = self._tries.get(key)
                 plan = plan_try(f, sent, run_end_ms=run_end_ms, now_ms=now)
@@ -317,9 +317,7 @@ class RunRecorder:
                     continue
                 at = attrs.evolve(f, start_ms=plan.started_ms)
                 if plan.send_started:
-                    mcps.extend(
-                        runtime.mapper.task_run_started(_declared_lineage(runtime, at, task))
-                    )
+                    mcps.extend(runtime.mapper.task_run_started(at))
                 if plan.completion is not None:
                     done = attrs.evolve(at, end_ms=plan.completion.end_ms)
                     mcps.extend(
@@ -330,10 +328,8 @@ class RunRecorder:
                 self._tries.put(key, plan.remembered(sent))
         return mcps
 
-    def _submit_transcript(
-        self, runtime: Runtime, items: Sequence[tuple[TaskRunFacts, Any]]
-    ) -> None:
-        mcps = self._transcript(runtime, items)
+    def _submit_transcript(self, runtime: Runtime, tries: Sequence[TaskRunFacts]) -> None:
+        mcps = self._transcript(runtime, tries)
         if mcps:
             runtime.submit(mcps)
 
@@ -357,37 +353,31 @@ class RunRecorder:
         dag = getattr(dag_run, "dag", None)
         if dag is None and rows:
             dag = metadb.serialized_dag(dag_run.dag_id)
-        items = [
-            item
-            for item in (self._row_facts(runtime, row, dag_run, dag) for row in rows)
-            if item is not None
-        ]
-        return self._transcript(runtime, sorted(items, key=_try_order), run_end_ms)
+        return self._transcript(runtime, self._rows_facts(runtime, rows, dag_run, dag), run_end_ms)
 
     def _try_io(
         self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any
     ) -> list[MetadataChangeProposal]:
-        """What only the task process knows of its try's lineage.
-
-        The declared inputs and outputs travel with the try's STARTED, from the database's
-        side. At its start the task process notes them; at its end it sends the try's inputs
-        and outputs only if ``execute()`` changed them, and the outputs asset aliases
-        resolved to. A task whose lineage did not change at run time sends nothing.
-        """
-        inlets, outlets = extract.task_iolets(task, runtime.config)
+        """The try's lineage, which only the process that runs it sends (see
+        :mod:`.try_lineage`): what the task declares when it starts; at its end, the inputs
+        and outputs again only if they changed (``execute()``, asset aliases, the operator's
+        own report), and the DataJob's lineage when the end knew more."""
         key = _try_key(facts)
         if not at_end:
-            self._lineage_seen.add(key, (inlets, outlets))
-            return []
-        mcps = _alias_lineage(runtime, ti, task, facts)
-        declared = self._lineage_seen.get(key)
-        if declared is None:  # no running hook in this process (failed before it)
-            return mcps
-        if declared == (inlets, outlets):
-            return mcps
-        self._lineage_seen.put(key, (inlets, outlets))
-        io_facts = attrs.evolve(facts, inlets=inlets, outlets=outlets)
-        return [*runtime.mapper.task_run_io(io_facts), *mcps]
+            start = try_lineage.declared(task, runtime.config)
+            self._lineage_seen.add(key, start)
+            try_lineage.prepare(task, runtime.config)
+            return runtime.mapper.task_run_io(
+                attrs.evolve(facts, inlets=start.inlets, outlets=start.outlets)
+            )
+        end = try_lineage.at_end(
+            task, ti, config=runtime.config, succeeded=facts.state == "success"
+        )
+        mcps = try_lineage.end_mcps(
+            runtime, task, facts, start=self._lineage_seen.get(key), end=end
+        )
+        self._lineage_seen.put(key, end)
+        return mcps
 
     def _dag_run_start_for_test(
         self, runtime: Runtime, dag_run: Any, first_task_start_ms: int | None, task: Any
@@ -420,14 +410,6 @@ def _may_be_a_scheduler(component: Any) -> bool:
     return component is not None and type(component).__name__ == "Job"
 
 
-def _declared_lineage(runtime: Runtime, facts: TaskRunFacts, task: Any) -> TaskRunFacts:
-    """The try with the inputs and outputs its task declares (sent with its STARTED)."""
-    if task is None:
-        return facts
-    inlets, outlets = extract.task_iolets(task, runtime.config)
-    return attrs.evolve(facts, inlets=inlets, outlets=outlets)
-
-
 def _str_attr(obj: Any, name: str) -> str | None:
     try:
         value = getattr(obj, name, None)
@@ -453,8 +435,7 @@ def _try_key(facts: TaskRunFacts) -> TryKey:
     return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index, facts.try_number)
 
 
-def _try_order(item: tuple[TaskRunFacts, Any]) -> tuple[str, int, int]:
-    facts = item[0]
+def _try_order(facts: TaskRunFacts) -> tuple[str, int, int]:
     return (facts.task_id, facts.map_index, facts.try_number)
 
 
@@ -469,28 +450,6 @@ def _templates(runtime: Runtime, dag: Any, dag_run: Any) -> list[MetadataChangeP
             dag,
             runtime.config,
             version=templates.dag_version_key(dag_run),
-            base_url=runtime.base_url,
-        )
-    )
-
-
-def _alias_lineage(
-    runtime: Runtime, ti: Any, task: Any, facts: TaskRunFacts
-) -> list[MetadataChangeProposal]:
-    """Outputs that asset aliases resolved to during the try (known only at its end)."""
-    if task is None or facts.state != "success":
-        return []
-    from datahub_airflow_listener.adapter import templates
-
-    return list(
-        templates.task_end_lineage(
-            task,
-            ti,
-            config=runtime.config,
-            run_urn=runtime.mapper.task_run_urn(
-                facts.dag_id, facts.task_id, facts.run_id, facts.map_index
-            ),
-            when_ms=facts.start_ms if facts.start_ms is not None else now_ms(),
             base_url=runtime.base_url,
         )
     )

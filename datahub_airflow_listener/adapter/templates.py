@@ -10,10 +10,6 @@ Entry points for the listener (each never raises; problems are logged once, as w
   (``dag_run.dag``) or an Airflow 2 ``DAG``. ``version`` is an optional cheap
   key that changes with the DAG (3.x ``dag_run.created_dag_version_id``, see
   :func:`dag_version_key`): when it equals the last one seen, nothing is even built.
-* :func:`task_end_lineage` ``(task, ti, *, config, run_urn, when_ms) -> list[MCP]`` -- at the
-  END of a try, in the process that ran it: if asset aliases resolved to assets, the run's
-  ``dataProcessInstanceOutput`` and the job's ``dataJobInputOutput`` with those outputs added;
-  ``[]`` when there is nothing beyond the static lineage.
 * :func:`dag_facts` / :func:`task_facts` -- the plain values, for callers that build MCPs
   themselves (``domain.pipeline``).
 
@@ -52,8 +48,6 @@ from datahub_airflow_listener.domain.pipeline import (
     TaskFacts,
     TemplateOptions,
     dag_template_mcps,
-    job_io_mcps,
-    run_io_mcps,
     split_owners,
     template_fingerprint,
 )
@@ -66,7 +60,6 @@ __all__ = [
     "dag_version_key",
     "get_tracker",
     "reset_trackers",
-    "task_end_lineage",
     "task_facts",
     "templates_for",
 ]
@@ -470,39 +463,3 @@ def templates_for(
 ) -> list[MetadataChangeProposal]:
     """:meth:`TemplateTracker.templates_for` on the process's tracker for ``config``."""
     return get_tracker(config).templates_for(dag, config, version=version, base_url=base_url)
-
-
-# -- lineage known at task end --------------------------------------------------------------------
-
-
-def task_end_lineage(
-    task: Any,
-    ti: Any,
-    *,
-    config: Any = None,
-    run_urn: str,
-    when_ms: int,
-    base_url: str | None = None,
-) -> list[MetadataChangeProposal]:
-    """Run and job lineage including what asset aliases resolved to, or [] if nothing did.
-
-    Call at the end of a try in the process that ran it (3.x task process; 2.x raw task
-    process), with the run's urn and the timestamp its STARTED edges used. The run's output
-    aspect is replaced by the complete list (static outlets + resolved), and so is the
-    DataJob's input/output (dataset keys too with ``materialize_iolets``).
-    """
-    try:
-        static = task_lineage(task, config=config)
-        full = task_lineage(task, ti, config=config)
-        log_warnings(full.warnings)
-        if set(full.outlets) <= set(static.outlets):
-            return []
-        facts, _ = task_facts(task, config=config, base_url=base_url, lineage=full)
-        dag_id = _text(_get(task, "dag_id")) or _text(_get(ti, "dag_id")) or "?"
-        options = TemplateOptions.from_config(config)
-        mcps = run_io_mcps(run_urn, (), full.outlets, when_ms)
-        mcps.extend(job_io_mcps(dag_id, facts, options))
-        return mcps
-    except Exception as exc:
-        log_warnings([f"task {_get(task, 'task_id')}: alias lineage not sent: {exc!r}"])
-        return []

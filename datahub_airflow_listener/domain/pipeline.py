@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from datahub_airflow_listener.domain.aspects import (
-    AuditStamp,
-    DataProcessInstanceInput,
-    DataProcessInstanceOutput,
-    Edge,
+    DataTransform,
+    DataTransformLogic,
+    FineGrainedLineage,
+    QueryStatement,
 )
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.templates import DataFlow, DataJob
@@ -49,7 +49,6 @@ __all__ = [
     "flow_urn",
     "job_io_mcps",
     "job_template_mcps",
-    "run_io_mcps",
     "split_owners",
     "template_fingerprint",
 ]
@@ -63,6 +62,10 @@ _VOLATILE: Final = frozenset({"created", "lastModified", "lastObserved", "system
 
 def _strs(value: Iterable[Any] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if value is not None else ()
+
+
+def _lineages(values: Iterable[FineGrainedLineage]) -> tuple[FineGrainedLineage, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -85,6 +88,9 @@ class TaskFacts:
     upstream_jobs: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     url: str | None = None
     owner: str | None = None
+    # known only when a try ends (what the operator reported): column lineage and its SQL
+    fine_grained: tuple[FineGrainedLineage, ...] = attrs.field(default=(), converter=_lineages)
+    sql: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -231,6 +237,7 @@ def _job(dag: DagFacts, task: TaskFacts, options: TemplateOptions) -> DataJob:
         outlets=list(task.outlets),
         upstream_urns=list(dict.fromkeys([*upstream, *task.upstream_jobs])),
         platform_instance=options.platform_instance,
+        fine_grained_lineages=list(task.fine_grained),
     )
 
 
@@ -246,13 +253,21 @@ def job_template_mcps(
 def job_io_mcps(
     dag: DagFacts | str, task: TaskFacts, options: TemplateOptions
 ) -> list[MetadataChangeProposal]:
-    """Only a DataJob's ``dataJobInputOutput`` (+ dataset keys with materialize_iolets).
+    """Only a DataJob's lineage: ``dataJobInputOutput`` (with column lineage), its SQL as
+    ``dataTransformLogic``, and dataset keys with materialize_iolets.
 
-    For lineage that is known only when the task ends (asset aliases): the adapter passes the
-    task's facts with the resolved outlets added. ``dag`` may be just the dag id.
+    For lineage known only when a try ends: the adapter passes the task's facts with what the
+    try found. ``dag`` may be just the dag id.
     """
     facts = dag if isinstance(dag, DagFacts) else DagFacts(dag_id=dag)
-    return _job(facts, task, options).lineage_mcps(materialize_iolets=options.materialize_iolets)
+    job = _job(facts, task, options)
+    out = job.lineage_mcps(materialize_iolets=options.materialize_iolets)
+    if task.sql:
+        logic = DataTransformLogic(
+            transforms=(DataTransform(query_statement=QueryStatement(value=task.sql)),)
+        )
+        out.insert(1, MetadataChangeProposal(entity_urn=str(job.urn), aspect=logic))
+    return out
 
 
 def dag_template_mcps(dag: DagFacts, options: TemplateOptions) -> list[MetadataChangeProposal]:
@@ -266,36 +281,6 @@ def dag_template_mcps(dag: DagFacts, options: TemplateOptions) -> list[MetadataC
             else:
                 out.append(mcp)
     out.extend(keys.values())
-    return out
-
-
-def run_io_mcps(
-    run_urn: str, inputs: Sequence[str], outputs: Sequence[str], when_ms: int
-) -> list[MetadataChangeProposal]:
-    """A task run's ``dataProcessInstanceInput`` / ``Output`` with edges stamped ``when_ms``.
-
-    Each aspect replaces the previous one of the run, so pass the complete lists (static
-    iolets plus, at task end, what asset aliases resolved to). Empty lists emit nothing.
-    """
-    stamp = AuditStamp(time=when_ms)
-    out: list[MetadataChangeProposal] = []
-    ins = tuple(dict.fromkeys(inputs))
-    outs = tuple(dict.fromkeys(outputs))
-    if ins:
-        edges = tuple(Edge(destination_urn=u, created=stamp) for u in ins)
-        out.append(
-            MetadataChangeProposal(
-                entity_urn=run_urn, aspect=DataProcessInstanceInput(inputs=ins, input_edges=edges)
-            )
-        )
-    if outs:
-        edges = tuple(Edge(destination_urn=u, created=stamp) for u in outs)
-        out.append(
-            MetadataChangeProposal(
-                entity_urn=run_urn,
-                aspect=DataProcessInstanceOutput(outputs=outs, output_edges=edges),
-            )
-        )
     return out
 
 

@@ -21,6 +21,7 @@ from datahub_airflow_listener.domain.aspects import (
     DataPlatformInstance,
     DatasetKey,
     Edge,
+    FineGrainedLineage,
     GlobalTags,
     MlModelKey,
     Owner,
@@ -208,6 +209,7 @@ class DataJob:
     outlets: list[Any] = attrs.field(factory=list)
     upstream_urns: list[Any] = attrs.field(factory=list)
     platform_instance: str | None = None
+    fine_grained_lineages: list[FineGrainedLineage] = attrs.field(factory=list)
 
     @property
     def urn(self) -> DataJobUrn:
@@ -262,6 +264,7 @@ class DataJob:
             output_dataset_edges=tuple(Edge(destination_urn=u) for u in outputs),
             input_datajobs=upstream,
             input_datajob_edges=tuple(Edge(destination_urn=u) for u in upstream),
+            fine_grained_lineages=tuple(self.fine_grained_lineages) or None,
         )
         out = [MetadataChangeProposal(entity_urn=str(self.urn), aspect=aspect)]
         if materialize_iolets:

@@ -135,12 +135,12 @@ def test_unknown_key_warns_once_and_official_only_keys_are_accepted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="datahub_airflow_listener")
-    parse_config({"clustr": "dev", "render_templates": "true", "enable_extractors": "false"})
+    parse_config({"clustr": "dev", "render_templates": "true", "patch_sql_parser": "false"})
     assert _warnings(caplog) == [
         "datahub-airflow-listener: [datahub] unknown key 'clustr' is ignored"
     ]
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert any("enable_extractors, render_templates" in m for m in infos)
+    assert any("patch_sql_parser, render_templates" in m for m in infos)
 
 
 def test_official_dag_filter_str_is_honoured_and_the_new_name_wins(

@@ -16,6 +16,7 @@ import pytest
 
 from datahub_airflow_listener import entities
 from datahub_airflow_listener.adapter import templates as tpl
+from datahub_airflow_listener.adapter import try_lineage
 from datahub_airflow_listener.adapter.config import AllowDeny, DatahubConfig
 from datahub_airflow_listener.adapter.lineage import (
     alias_event_uris,
@@ -23,6 +24,7 @@ from datahub_airflow_listener.adapter.lineage import (
     resolved_alias_uris,
     task_lineage,
 )
+from datahub_airflow_listener.domain.runs import RunMapper, TaskRunFacts
 from tests.airflow.conftest import AIRFLOW_3, make_orm_ti
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -182,6 +184,19 @@ def test_asset_references() -> None:
         assert "Asset.ref(name='orders')" in lineage.warnings[0]
 
 
+@attrs.frozen
+class _Runtime:
+    """What :func:`try_lineage.end_mcps` reads of the adapter's runtime: its mapper and config."""
+
+    mapper: RunMapper = attrs.field(factory=lambda: RunMapper(cluster="prod"))
+    config: DatahubConfig = attrs.field(factory=DatahubConfig)
+    base_url: str | None = None
+
+
+def _try_facts() -> TaskRunFacts:
+    return TaskRunFacts(dag_id="etl", task_id="load", run_id="r1", try_number=1, start_ms=7)
+
+
 # -- asset aliases resolved at task end -----------------------------------------------------------
 
 
@@ -198,7 +213,11 @@ def test_alias_outlets_resolved_from_the_runtime_task_instance() -> None:
     events = OutletEventAccessors()
     ti._cached_template_context = {"outlet_events": events}
     assert resolved_alias_uris(ti) == ([], None)
-    assert tpl.task_end_lineage(task, ti, run_urn="urn:li:dataProcessInstance:r", when_ms=7) == []
+    runtime = _Runtime()
+    facts = _try_facts()
+    start = try_lineage.declared(task, None)
+    unchanged = try_lineage.at_end(task, ti, config=None, succeeded=True)
+    assert try_lineage.end_mcps(runtime, task, facts, start=start, end=unchanged) == []
 
     events[AssetAlias("daily_export")].add(Asset("s3://bucket/2024-01-01"))
     events[AssetAlias("daily_export")].add(Asset("postgres://h:5432/db/public/agg"))
@@ -212,9 +231,11 @@ def test_alias_outlets_resolved_from_the_runtime_task_instance() -> None:
     assert lineage.outlets[0] == S3_OUT
     assert lineage.outlets[-2:] == (day, agg)
 
-    mcps = tpl.task_end_lineage(task, ti, run_urn="urn:li:dataProcessInstance:r", when_ms=7)
+    end = try_lineage.at_end(task, ti, config=None, succeeded=True)
+    mcps = try_lineage.end_mcps(runtime, task, facts, start=start, end=end)
     got = {(m.entity_urn, m.aspect_name): m.aspect_dict() for m in mcps}
-    run_out = got[("urn:li:dataProcessInstance:r", "dataProcessInstanceOutput")]
+    run_urn = runtime.mapper.task_run_urn("etl", "load", "r1")
+    run_out = got[(run_urn, "dataProcessInstanceOutput")]
     assert run_out["outputs"][-2:] == [day, agg]
     assert run_out["outputEdges"][-1]["created"]["time"] == 7
     job = "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"

@@ -127,11 +127,12 @@ def task_process(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.mark.usefixtures("task_process")
-def test_a_task_process_sends_only_the_lineage_execute_changed(
+def test_a_task_process_sends_its_tries_lineage_declared_then_as_execute_left_it(
     registered: Any, recorder: Any, dag: Any
 ) -> None:
-    """The try's record (instance, declared lineage, STARTED, COMPLETE) comes from the
-    metadata database; the task process adds what only it knows: outputs set at run time."""
+    """The try's record (instance, STARTED, COMPLETE) comes from the metadata database; its
+    lineage only from the process that ran it: declared at the start, again at the end when
+    ``execute()`` changed it (on the run and on its DataJob)."""
     load = dag.get_task("load")
     if AIRFLOW_3:
         ti = make_runtime_ti(load, try_number=2)
@@ -140,22 +141,36 @@ def test_a_task_process_sends_only_the_lineage_execute_changed(
         ti.try_number = 2
     manager = task_manager()
     call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
-    assert recorder.mcps == []
+    declared = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"
+    assert {(m.entity_urn, m.aspect_name) for m in recorder.mcps} == {
+        (LOAD_URN, "dataProcessInstanceOutput")
+    }
+    assert recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")[0]["outputs"] == [declared]
+    recorder.mcps.clear()
     extra = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/extra,PROD)"
     load.outlets = [*load.outlets, extra]  # what execute() may do
     ti.state = "success"
     call_hook(manager, "on_task_instance_success", previous_state="running", task_instance=ti)
 
     assert recorder.events() == []
+    job = "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"
     assert {(m.entity_urn, m.aspect_name) for m in recorder.mcps} == {
-        (LOAD_URN, "dataProcessInstanceOutput")
+        (LOAD_URN, "dataProcessInstanceOutput"),
+        (job, "dataJobInputOutput"),
+        (extra, "datasetKey"),
+        (declared, "datasetKey"),
     }
     (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
-    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)", extra]
+    assert out["outputs"] == [declared, extra]
+    (job_io,) = recorder.aspects(job, "dataJobInputOutput")
+    assert job_io["outputDatasets"] == [declared, extra]
+    assert job_io["inputDatajobs"] == [
+        "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),extract)"
+    ]
 
 
 @pytest.mark.usefixtures("task_process")
-def test_a_task_process_whose_lineage_did_not_change_sends_nothing(
+def test_a_task_process_whose_lineage_did_not_change_sends_it_once(
     registered: Any, recorder: Any, dag: Any
 ) -> None:
     task = dag.get_task("load")
@@ -164,6 +179,21 @@ def test_a_task_process_whose_lineage_did_not_change_sends_nothing(
     call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
     ti.state = "failed"
     call_hook(manager, "on_task_instance_failed", task_instance=ti, error=RuntimeError("boom"))
+    assert [(m.entity_urn, m.aspect_name) for m in recorder.mcps] == [
+        (LOAD_URN, "dataProcessInstanceOutput")
+    ]
+
+
+@pytest.mark.usefixtures("task_process")
+def test_a_task_process_without_lineage_sends_nothing(
+    registered: Any, recorder: Any, dag: Any
+) -> None:
+    task = dag.get_task("skipped")
+    ti = make_runtime_ti(task) if AIRFLOW_3 else _as_task_process(make_orm_ti(task, start_date=T0))
+    manager = task_manager()
+    call_hook(manager, "on_task_instance_running", previous_state=None, task_instance=ti)
+    ti.state = "success"
+    call_hook(manager, "on_task_instance_success", previous_state="running", task_instance=ti)
     assert not recorder.built
 
 
@@ -213,9 +243,8 @@ def test_marked_success_in_the_ui_before_it_ran_opens_and_closes_it(
     assert [s for _, s, _ in events] == ["STARTED", "COMPLETE"]
     assert events[0][2]["timestampMillis"] == int(T0.timestamp() * 1000)
     assert events[1][2]["timestampMillis"] > events[0][2]["timestampMillis"]
-    # never ran: its declared lineage comes with it
-    (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
-    assert out["outputs"] == ["urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"]
+    # lineage comes only from a process that ran the try
+    assert recorder.aspects(LOAD_URN, "dataProcessInstanceOutput") == []
 
 
 # -- DAG runs -------------------------------------------------------------------------------------
@@ -308,6 +337,7 @@ def test_before_stopping_without_events_builds_nothing(registered: Any, recorder
     assert not recorder.built
 
 
+@pytest.mark.usefixtures("task_process")
 def test_dataset_pattern_filters_the_run_and_the_job_alike(
     registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,9 +363,8 @@ def test_dataset_pattern_filters_the_run_and_the_job_alike(
     dropped = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/out,PROD)"
     with DAG("etl", start_date=T0, schedule=None):
         load = EmptyOperator(task_id="load", outlets=[kept, model, dropped])
-    ti = make_orm_ti(load, start_date=T0, end_date=T0, state="failed")
-    ti.hostname = "worker-1"
-    call_hook(core_manager(), "on_task_instance_failed", task_instance=ti, error=None)
+    ti = make_runtime_ti(load) if AIRFLOW_3 else _as_task_process(make_orm_ti(load, start_date=T0))
+    call_hook(task_manager(), "on_task_instance_running", previous_state=None, task_instance=ti)
 
     (run_out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
     job = "urn:li:dataJob:(urn:li:dataFlow:(airflow,etl,prod),load)"

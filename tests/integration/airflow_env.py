@@ -54,6 +54,7 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS: Final = REPO_ROOT / "dags_examples"
 SCENARIO_DAGS: Final = Path(__file__).resolve().parent / "dags"
 LIFECYCLE_DAGS: Final = Path(__file__).resolve().parent / "dags_lifecycle"
+LINEAGE_DAGS: Final = Path(__file__).resolve().parent / "dags_lineage"
 
 TERMINAL_RUN_STATES: Final = frozenset({"success", "failed"})
 TERMINAL_TI_STATES: Final = frozenset(

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Final
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
 
 import attrs
 
@@ -267,3 +270,39 @@ def _check_events(inst: Instance, want: Mapping[int | None, str], label: str) ->
         if "attempt" not in event:
             problems.append(f"{label}: STARTED lacks attempt")
     return problems
+
+
+# -- the acryl-datahub oracle ---------------------------------------------------------------------
+
+_ORACLE_SCRIPT = """
+import json, sys
+from compat_oracle import assert_round_trips
+errors = []
+for mcp in json.load(sys.stdin):
+    try:
+        assert_round_trips(mcp)
+    except Exception as exc:  # report every MCP, not just the first
+        errors.append(f"{mcp['aspectName']} {mcp['entityUrn']}: {type(exc).__name__}: {exc}")
+print(json.dumps(errors))
+"""
+
+
+def oracle_errors(mcps: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """What acryl-datahub (the test oracle, in its own interpreter: ``$DHAL_ORACLE_PYTHON``)
+    says of each MCP: parse, validate, round-trip. None when no such interpreter exists."""
+    python = Path(os.environ.get("DHAL_ORACLE_PYTHON", "/tmp/venvs/dh/bin/python"))
+    if not python.exists():
+        return None
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [str(python), "-c", _ORACLE_SCRIPT],
+        input=json.dumps(list(mcps)),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{repo / 'tests' / 'compat'}{os.pathsep}{repo}"},
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return [f"the oracle failed: {proc.stderr[-3000:]}"]
+    return list(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -9,9 +9,7 @@ rewrites it), both sinks agreeing, and every MCP passing the acryl-datahub oracl
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from tests.integration.airflow_env import AirflowEnv, CommandResult, datahub_env
 from tests.integration.dbcheck import check_against_airflow, read_airflow_run
-from tests.integration.expectations import check_dag_run
+from tests.integration.expectations import check_dag_run, oracle_errors
 from tests.integration.records import Recorded, dump_golden, golden_form
 from tests.support.fake_gms import FakeGms
 
@@ -155,43 +153,12 @@ def test_gms_received_what_the_file_got(runs: dict[str, DagsTestRun], dag_id: st
     assert golden_form(run.gms.accepted()) == golden_form(run.recorded.mcps)
 
 
-ORACLE_SCRIPT = """
-import json, sys
-from compat_oracle import assert_round_trips
-errors = []
-for mcp in json.load(sys.stdin):
-    try:
-        assert_round_trips(mcp)
-    except Exception as exc:  # report every MCP, not just the first
-        errors.append(f"{mcp['aspectName']} {mcp['entityUrn']}: {type(exc).__name__}: {exc}")
-print(json.dumps(errors))
-"""
-
-
-def _oracle_python() -> Path | None:
-    """A Python with acryl-datahub (the test oracle): $DHAL_ORACLE_PYTHON or /tmp/venvs/dh."""
-    candidate = Path(os.environ.get("DHAL_ORACLE_PYTHON", "/tmp/venvs/dh/bin/python"))
-    return candidate if candidate.exists() else None
-
-
 def test_every_recorded_mcp_passes_the_acryl_datahub_oracle(runs: dict[str, DagsTestRun]) -> None:
     """Each MCP a real Airflow produced parses, validates and round-trips in acryl-datahub."""
-    python = _oracle_python()
-    if python is None:
-        pytest.skip("no acryl-datahub interpreter (set DHAL_ORACLE_PYTHON)")
-    repo = Path(__file__).resolve().parents[2]
     mcps = [m for run in runs.values() for m in run.recorded.mcps]
     mcps += [m for run in runs.values() for m in run.gms.accepted()]  # the wire form too
-    proc = subprocess.run(
-        [str(python), "-c", ORACLE_SCRIPT],
-        input=json.dumps(mcps),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": f"{repo / 'tests' / 'compat'}{os.pathsep}{repo}"},
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    errors = json.loads(proc.stdout.strip().splitlines()[-1])
+    errors = oracle_errors(mcps)
+    if errors is None:
+        pytest.skip("no acryl-datahub interpreter (set DHAL_ORACLE_PYTHON)")
     assert errors == [], "\n".join(errors[:20])
     assert len(mcps) > 0

@@ -18,7 +18,6 @@ from datahub_airflow_listener.domain.pipeline import (
     flow_template_mcps,
     job_io_mcps,
     job_template_mcps,
-    run_io_mcps,
     split_owners,
     template_fingerprint,
 )
@@ -249,25 +248,39 @@ def test_job_io_mcps_carries_only_lineage() -> None:
     assert mcps[0].aspect_dict()["inputDatajobs"] == [EXTRACT]
 
 
-# -- run instance lineage -------------------------------------------------------------------------
-
-
-def test_run_io_mcps_stamps_edges_and_skips_empty_sides() -> None:
-    run = "urn:li:dataProcessInstance:abc"
-    mcps = run_io_mcps(run, [], [S3, S3, MODEL], 1_700_000_000_000)
-    assert [m.aspect_name for m in mcps] == ["dataProcessInstanceOutput"]
-    body = mcps[0].aspect_dict()
-    assert body["outputs"] == [S3, MODEL]
-    assert body["outputEdges"][0] == {
-        "destinationUrn": S3,
-        "created": {"time": 1_700_000_000_000, "actor": a.DEFAULT_ACTOR},
-    }
-    both = run_io_mcps(run, [PG], [S3], 5)
-    assert [m.aspect_name for m in both] == [
-        "dataProcessInstanceInput",
-        "dataProcessInstanceOutput",
+def test_job_io_mcps_carries_column_lineage_and_the_sql() -> None:
+    column = a.FineGrainedLineage(
+        upstream_type=a.FineGrainedLineageUpstreamType.FIELD_SET,
+        upstreams=(f"urn:li:schemaField:({PG},amount)",),
+        downstream_type=a.FineGrainedLineageDownstreamType.FIELD,
+        downstreams=(f"urn:li:schemaField:({S3},total)",),
+    )
+    task = TaskFacts(
+        task_id="load", inlets=[PG], outlets=[S3], fine_grained=[column], sql="SELECT 1"
+    )
+    mcps = job_io_mcps("etl", task, TemplateOptions(materialize_iolets=False))
+    assert [(m.entity_urn, m.aspect_name) for m in mcps] == [
+        (LOAD, "dataJobInputOutput"),
+        (LOAD, "dataTransformLogic"),
     ]
-    assert run_io_mcps(run, [], [], 5) == []
+    io = mcps[0].aspect_dict()
+    assert io["fineGrainedLineages"] == [
+        {
+            "upstreamType": "FIELD_SET",
+            "upstreams": [f"urn:li:schemaField:({PG},amount)"],
+            "downstreamType": "FIELD",
+            "downstreams": [f"urn:li:schemaField:({S3},total)"],
+            "confidenceScore": 1.0,
+        }
+    ]
+    assert mcps[1].aspect_dict() == {
+        "transforms": [{"queryStatement": {"value": "SELECT 1", "language": "SQL"}}]
+    }
+
+
+def test_job_io_mcps_without_column_lineage_sends_no_empty_list() -> None:
+    (mcp,) = job_io_mcps("etl", TaskFacts(task_id="load"), TemplateOptions())
+    assert "fineGrainedLineages" not in mcp.aspect_dict()
 
 
 # -- fingerprint ----------------------------------------------------------------------------------
