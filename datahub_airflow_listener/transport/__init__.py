@@ -3,9 +3,11 @@
 Modules, one responsibility each:
 
 * ``base``       -- the Transport interface, :class:`EmitReport`, the kind registry
-* ``errors``     -- the error table and :func:`redact`
+* ``errors``     -- the error classes and :func:`redact`
 * ``retry``      -- backoff with jitter, ``Retry-After``
+* ``http``       -- the session and the status-to-error table every GMS client shares
 * ``rest``       -- DataHub GMS over Rest.li (``datahub-rest``)
+* ``gms_read``   -- reading run history back from a GMS, and deleting it (retention)
 * ``file``       -- DataHub's file format, many writers (``datahub-file``)
 * ``local``      -- the embedded SQLite store (``local``), readable later
 * ``recording``  -- in-memory test seam (``recording``)

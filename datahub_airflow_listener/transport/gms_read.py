@@ -1,7 +1,8 @@
 """The read (and delete) side of a DataHub GMS: run history back out, retention in.
 
-Endpoints used (see DATAHUB_WIRE.md), all with the same session, headers, TLS settings and
-token as the :class:`~.rest.RestTransport` of the same :class:`~.rest.RestConfig`:
+Endpoints used (see DATAHUB_WIRE.md), all through a session built like the
+:class:`~.rest.RestTransport`'s (:func:`~.http.build_session`: same headers, TLS settings and
+token) from the same :class:`~.rest.RestConfig`:
 
 * ``GET /relationships?direction=INCOMING&urn=<urn>&types=<type>&start=&count=`` -- the
   instances of a DataFlow or DataJob (``InstanceOf``), the task runs of a DAG run
@@ -21,10 +22,11 @@ Contract:
   DataFlow, a DataJob, a dataset) raises ``ValueError`` before any request is sent.
 * 429/5xx answers and timeouts are retried (``retry_max_times``, with backoff); a refused
   connection, an unknown host or a TLS failure is reported at once (a person is waiting).
-* Failures raise the transport's error table (:mod:`.errors`): ``AuthError`` (401/403),
-  ``NotGmsError`` (404 on an endpoint, a web page instead of JSON), ``TransientError``
-  (network, 429/5xx, after the configured retries), ``PermanentError`` (other 4xx). Messages
-  pass through :func:`~.errors.redact`; the token never reaches a message or a log line.
+* Failures raise the classes of :mod:`.errors`, by the table the transport uses too
+  (:class:`~.http.ErrorTable`): ``AuthError`` (401/403), ``NotGmsError`` (404 on an endpoint,
+  a web page instead of JSON), ``TransientError`` (network, 429/5xx, after the configured
+  retries), ``PermanentError`` (other 4xx). Messages pass through :func:`~.errors.redact`;
+  the token never reaches a message or a log line.
 """
 
 from __future__ import annotations
@@ -39,18 +41,19 @@ from urllib.parse import quote, urlencode
 import requests
 
 from datahub_airflow_listener.transport.errors import (
-    AuthError,
     NotGmsError,
-    PermanentError,
     TransientError,
     TransportError,
     redact,
 )
-from datahub_airflow_listener.transport.rest import (
-    RestConfig,
-    RestTransport,
+from datahub_airflow_listener.transport.http import (
+    ErrorTable,
+    answered_ok,
+    build_session,
     describe_exception,
+    server_message,
 )
+from datahub_airflow_listener.transport.rest import RestConfig, RestTransport
 
 __all__ = ["DPI_PREFIX", "GmsReader", "RUN_EVENT"]
 
@@ -65,21 +68,21 @@ INSTANCE_ASPECTS: Final = (
     "dataProcessInstanceOutput",
     "status",
 )
-_RETRY_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def _entity_type(urn: str) -> str:
     return urn[len("urn:li:") :].split(":", 1)[0] if urn.startswith("urn:li:") else ""
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return json.dumps(body)[:300]
+def _unknown_entity(response: requests.Response, message: str) -> bool:
+    """A 404 that means "no such entity", not "no such endpoint".
+
+    Rest.li answers an unknown entity with a JSON error; a missing endpoint names the resource
+    or action it lacks, and a proxy or the frontend answers with a web page.
+    """
+    lowered = message.lower()
+    ctype = response.headers.get("Content-Type", "").lower()
+    return "json" in ctype and "resource" not in lowered and "action" not in lowered
 
 
 class GmsReader:
@@ -94,8 +97,14 @@ class GmsReader:
         events_per_instance: int = 200,
     ) -> None:
         self.config = config
-        # The transport's session: same headers, TLS settings and token handling.
-        self._session = session or RestTransport._build_session(config)
+        self._session = session or build_session(config)
+        hint = "refused the token" if config.token else "requires a token"
+        self._errors = ErrorTable(
+            no_endpoint_status=frozenset({404}),  # unless it is an unknown entity: see _request
+            auth=f"DataHub at {config.server} {hint}",
+            unavailable=f"DataHub at {config.server} is unavailable",
+            no_endpoint=f"{config.server} has no such Rest.li endpoint; is it DataHub GMS?",
+        )
         self._transport: RestTransport | None = None
         self.page_size = page_size
         self.events_per_instance = events_per_instance
@@ -150,8 +159,7 @@ class GmsReader:
             else:
                 with response:
                     status = response.status_code
-                    ctype = response.headers.get("Content-Type", "").lower()
-                    if 200 <= status < 300 and "text/html" not in ctype:
+                    if answered_ok(response):
                         try:
                             return status, response.json()
                         except ValueError:
@@ -162,49 +170,16 @@ class GmsReader:
                                 url=url,
                                 status=status,
                             ) from None
-                    message = redact(_message(response), self.config.secrets)
-                    error = self._error(method, url, status, message, ctype)
-                    if status == 404 and not isinstance(error, NotGmsError):
+                    message = redact(server_message(response), self.config.secrets)
+                    if status == 404 and _unknown_entity(response, message):
                         return status, None
-            if (
-                not isinstance(error, TransientError)
-                or attempt >= self.config.retry_max_times
-                or (error.status is not None and error.status not in _RETRY_STATUS)
-            ):
+                    error = self._errors.error(method, url, status, message)
+            if attempt >= self.config.retry_max_times or not self._errors.retryable(error):
                 raise error
             delay = self.config.backoff.delay(attempt)
             log.debug("retrying %s %s in %.2fs after: %s", method, path, delay, error)
             self._sleep(delay)
             attempt += 1
-
-    def _error(
-        self, method: str, url: str, status: int, message: str, ctype: str
-    ) -> TransportError:
-        kw: dict[str, Any] = {
-            "method": method,
-            "url": url,
-            "status": status,
-            "server_message": message,
-        }
-        if 200 <= status < 300:
-            return NotGmsError("the server answered with a web page, not DataHub GMS", **kw)
-        if status in (401, 403):
-            hint = "refused the token" if self.config.token else "requires a token"
-            return AuthError(f"DataHub at {self.config.server} {hint}", **kw)
-        if status == 404:
-            # Rest.li answers an unknown entity with a JSON error; a missing endpoint names
-            # the resource it lacks, and a proxy or the frontend answers with a web page.
-            lowered = message.lower()
-            if "json" not in ctype or "resource" in lowered or "action" in lowered:
-                return NotGmsError(
-                    f"{self.config.server} has no such Rest.li endpoint; is it DataHub GMS?", **kw
-                )
-            return PermanentError("not found", **kw)
-        if status in _RETRY_STATUS:
-            return TransientError(f"DataHub at {self.config.server} is unavailable", **kw)
-        if 400 <= status < 500:
-            return PermanentError("DataHub rejected the request", **kw)
-        return TransientError("DataHub failed", **kw)
 
     # ------------------------------------------------------------------ reads
 

@@ -2,8 +2,9 @@
 
 Contract (what a GMS accepts is in DATAHUB_WIRE.md):
 
-* One ``requests.Session`` per transport with the Rest.li headers; TLS verification on unless
-  ``disable_ssl_verification``; explicit (connect, read) timeouts on every request.
+* One ``requests.Session`` per transport (:func:`~.http.build_session`) with the Rest.li
+  headers; TLS verification on unless ``disable_ssl_verification``; explicit (connect, read)
+  timeouts on every request. HTTP answers map to errors by :class:`~.http.ErrorTable`.
 * ``POST {server}/aspects?action=ingestProposalBatch`` with at most ``max_batch_size`` (<= 200)
   MCPs and ``max_batch_bytes`` (<= 15 MB) of serialized MCPs per request. When a server answers
   that the batch action is not supported, this transport switches to one
@@ -20,9 +21,7 @@ Contract (what a GMS accepts is in DATAHUB_WIRE.md):
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -30,9 +29,7 @@ from urllib.parse import quote
 
 import attrs
 import requests
-from requests.adapters import HTTPAdapter
 
-from datahub_airflow_listener import __version__
 from datahub_airflow_listener.transport._settings import (
     as_bool,
     as_float,
@@ -48,13 +45,20 @@ from datahub_airflow_listener.transport.base import (
     WireRecord,
 )
 from datahub_airflow_listener.transport.errors import (
-    AuthError,
     DeadlineError,
-    NotGmsError,
     PermanentError,
     TransientError,
     TransportError,
     redact,
+)
+from datahub_airflow_listener.transport.http import (
+    AUTH_STATUS,
+    DEFAULT_RETRY_STATUS,
+    ErrorTable,
+    answered_ok,
+    build_session,
+    describe_exception,
+    server_message,
 )
 from datahub_airflow_listener.transport.retry import BackoffPolicy, parse_retry_after
 
@@ -64,10 +68,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 200
 MAX_BATCH_BYTES = 15 * 1024 * 1024  # 15,728,640: the reference SDK's limit, under GMS's 16 M
-DEFAULT_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_ALWAYS_TRANSIENT = frozenset({408})
-_AUTH_STATUS = frozenset({401, 403})
-_NO_ENDPOINT_STATUS = frozenset({404, 405})
 _BATCH_UNSUPPORTED_HINTS = ("not supported", "unsupported", "no such action", "unknown action")
 _PROBE_URN = "urn:li:corpuser:datahub"  # exists in every DataHub deployment
 
@@ -158,41 +158,6 @@ class RestConfig:
         )
 
 
-def _server_message(response: requests.Response) -> str:
-    """The ``message`` of a Rest.li error body, else the start of the text body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if isinstance(body, dict):
-        for key in ("message", "error", "value"):
-            if isinstance(body.get(key), str):
-                return str(body[key])
-    return json.dumps(body)[:300]
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\][^)\"'\]]*")
-
-
-def describe_exception(exc: BaseException) -> str:
-    """A short cause for a network failure: ``ConnectionError: [Errno 111] Connection refused``.
-
-    requests wraps the socket error three levels deep in a long repr; the errno text is what a
-    person needs.
-    """
-    text = str(exc)
-    found = _ERRNO.search(text)
-    if found:
-        text = found.group(0).strip()
-    elif len(text) > 200:
-        text = f"{text[:200]}..."
-    return f"{type(exc).__name__}: {text}"
-
-
-def _is_html(response: requests.Response) -> bool:
-    return "text/html" in response.headers.get("Content-Type", "").lower()
-
-
 def _mentions_unsupported_batch(status: int, message: str) -> bool:
     """An old GMS answering that ``ingestProposalBatch`` does not exist.
 
@@ -218,46 +183,13 @@ class RestTransport(TransportBase):
 
     def __init__(self, config: RestConfig, *, session: requests.Session | None = None) -> None:
         self.config = config
-        self._session = session or self._build_session(config)
+        self._session = session or build_session(config)
+        self._errors = ErrorTable(retry_status=config.retry_status_codes)
         self._batch_supported: bool | None = None  # None: not yet known, try batch first
         self._sleep = time.sleep
 
     def __repr__(self) -> str:
         return f"RestTransport(server={self.config.server!r})"
-
-    @staticmethod
-    def _build_session(config: RestConfig) -> requests.Session:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers.update(
-            {
-                "Content-Type": "application/json",
-                "X-RestLi-Protocol-Version": "2.0.0",
-                "User-Agent": (
-                    f"datahub-airflow-listener/{__version__} python-requests/{requests.__version__}"
-                ),
-            }
-        )
-        session.headers.update(dict(config.extra_headers))
-        if config.token:
-            session.headers["Authorization"] = f"Bearer {config.token}"
-        if config.disable_ssl_verification:
-            session.verify = False
-        elif config.ca_certificate_path:
-            session.verify = config.ca_certificate_path
-        # What requests reads from the environment (proxies, CA bundle variables, ~/.netrc) it
-        # would read again on every request, a sixth of a batch request's CPU here. Read it
-        # once, as requests merges it, and stop it reading again. Unlike requests' own merge,
-        # an explicit setting here (no verification, a CA file) wins over REQUESTS_CA_BUNDLE.
-        settings = session.merge_environment_settings(config.server, {}, None, session.verify, None)
-        session.proxies = settings["proxies"]
-        session.verify = settings["verify"]
-        if not config.token:
-            session.auth = requests.utils.get_netrc_auth(config.server)
-        session.trust_env = False
-        return session
 
     @property
     def batch_supported(self) -> bool | None:
@@ -398,13 +330,14 @@ class RestTransport(TransportBase):
                 error = self._network_error("could not connect", url, exc, deadline)
             else:
                 with response:
-                    if 200 <= response.status_code < 300 and not _is_html(response):
+                    if answered_ok(response):
                         return
                     if action == "ingestProposalBatch" and _mentions_unsupported_batch(
-                        response.status_code, _server_message(response)
+                        response.status_code, server_message(response)
                     ):
                         raise _BatchUnsupportedError
-                    error = self._http_error("POST", url, response)
+                    message = redact(server_message(response), self.config.secrets)
+                    error = self._errors.error("POST", url, response.status_code, message)
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if not self._should_retry(error, attempt):
                 raise error
@@ -416,13 +349,7 @@ class RestTransport(TransportBase):
             attempt += 1
 
     def _should_retry(self, error: TransportError, attempt: int) -> bool:
-        if attempt >= self.config.retry_max_times or isinstance(error, DeadlineError):
-            return False
-        if not isinstance(error, TransientError):
-            return False
-        return error.status is None or error.status in (
-            self.config.retry_status_codes | _ALWAYS_TRANSIENT
-        )
+        return attempt < self.config.retry_max_times and self._errors.retryable(error)
 
     def _network_error(
         self, what: str, url: str, exc: Exception, deadline: float | None
@@ -431,29 +358,6 @@ class RestTransport(TransportBase):
         if deadline is not None and time.monotonic() >= deadline:
             return DeadlineError(message, method="POST", url=url)
         return TransientError(message, method="POST", url=url)
-
-    def _http_error(self, method: str, url: str, response: requests.Response) -> TransportError:
-        status = response.status_code
-        server_message = redact(_server_message(response), self.config.secrets)
-        kw: dict[str, Any] = {
-            "method": method,
-            "url": url,
-            "status": status,
-            "server_message": server_message,
-        }
-        if 200 <= status < 300:  # 2xx but HTML: a proxy or the frontend's single-page app
-            return NotGmsError("the server answered with a web page, not DataHub GMS", **kw)
-        if status in _AUTH_STATUS:
-            return AuthError("DataHub refused the credentials", **kw)
-        if status in self.config.retry_status_codes or status in _ALWAYS_TRANSIENT:
-            return TransientError("DataHub is unavailable", **kw)
-        if status in _NO_ENDPOINT_STATUS:
-            return NotGmsError(
-                "no Rest.li ingestion endpoint at this address; is it DataHub GMS?", **kw
-            )
-        if 400 <= status < 500:
-            return PermanentError("DataHub rejected the request", **kw)
-        return TransientError("DataHub failed", **kw)
 
     # ------------------------------------------------------------------ connection test
 
@@ -471,7 +375,7 @@ class RestTransport(TransportBase):
             text = redact(describe_exception(exc), self.config.secrets)
             return False, f"Cannot reach {server}: {text}"
         with response:
-            if response.status_code in _AUTH_STATUS:
+            if response.status_code in AUTH_STATUS:
                 return False, f"{server} refused the token (HTTP {response.status_code})"
             if response.status_code != 200:
                 return False, (
@@ -505,8 +409,8 @@ class RestTransport(TransportBase):
             return False, f"but an authenticated request failed: {text}"
         with response:
             status = response.status_code
-            message = redact(_server_message(response), self.config.secrets)
-        if status in _AUTH_STATUS:
+            message = redact(server_message(response), self.config.secrets)
+        if status in AUTH_STATUS:
             if not self.config.token:
                 return False, f"but it requires a token (HTTP {status}); put it in the password"
             return False, f"but it refused the token (HTTP {status}: {message})"
