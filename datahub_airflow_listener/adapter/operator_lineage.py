@@ -163,6 +163,10 @@ def _import_provider(done: threading.Event) -> None:
     try:
         importlib.import_module(f"{_PROVIDER}.extractors.manager")
         importlib.import_module(f"{_PROVIDER}.sqlparser")
+        _manager()
+        import sqlparse  # the provider's SQL splitter: its lexer compiles on first use
+
+        sqlparse.format("SELECT 1", strip_comments=True)
     except Exception:
         log.debug("OpenLineage provider import failed", exc_info=True)
     finally:
@@ -247,8 +251,10 @@ def _extract(task: Any, ti: Any, *, failed: bool) -> Found | None:
             found = _plain(extractor.extract_on_failure(ti))
         else:
             found = _plain(extractor.extract_on_complete(ti))
-    if (found is None or not (found.inputs or found.outputs)) and _is_sqlite_sql(task):
-        found = _plain(_sqlite_lineage(task)) or found
+    if found is None or not (found.inputs or found.outputs):
+        hook = _sqlite_hook(task)
+        if hook is not None:
+            found = _plain(_sqlite_lineage(task, hook)) or found
     return found
 
 
@@ -266,35 +272,41 @@ def _reported(task: Any, ti: Any, *, failed: bool) -> Any:
 # -- SQLite, which the provider does not name ------------------------------------------------------
 
 
-def _is_sqlite_sql(task: Any) -> bool:
+def _sqlite_hook(task: Any) -> Any:
+    """The task's SQLite hook (already built by ``execute()``), or None."""
     if not getattr(task, "sql", None) or not callable(getattr(task, "get_db_hook", None)):
-        return False
-    conn_id = getattr(task, "conn_id", None)
-    if not isinstance(conn_id, str):
-        return False
-    from datahub_airflow_listener.adapter import compat
-
-    try:
-        return compat.get_connection(conn_id).conn_type == "sqlite"
-    except Exception:
-        return False
+        return None
+    hook = task.get_db_hook()
+    return hook if getattr(type(hook), "conn_type", None) == "sqlite" else None
 
 
-def _sqlite_lineage(task: Any) -> Any:
+def _sqlite_lineage(task: Any, hook: Any) -> Any:
     from airflow.providers.openlineage.sqlparser import DatabaseInfo, SQLParser
 
-    from datahub_airflow_listener.adapter import compat
-
-    fields = compat.get_connection(task.conn_id)
-    path = fields.host or fields.schema or ""
+    connection = hook.get_connection(getattr(hook, hook.conn_name_attr))
+    path = connection.host or connection.schema or ""
     database = os.path.splitext(os.path.basename(path))[0] or None
     info = DatabaseInfo(scheme="sqlite", authority=None, database=database)
-    return SQLParser(dialect="sqlite", default_schema=None).generate_openlineage_metadata_from_sql(
-        sql=task.sql,
-        hook=task.get_db_hook(),
-        database_info=info,
-        use_connection=False,
+    metadata = SQLParser(
+        dialect="sqlite", default_schema=None
+    ).generate_openlineage_metadata_from_sql(
+        sql=task.sql, hook=hook, database_info=info, use_connection=False
     )
+    # SQLite has no schemas: the parser spells the missing one "None" (``shop.None.orders``)
+    for item in (*metadata.inputs, *metadata.outputs):
+        _drop_none_schema(item)
+    return metadata
+
+
+def _drop_none_schema(item: Any) -> None:
+    name = getattr(item, "name", None)
+    if isinstance(name, str) and ".None." in f".{name}.":
+        object.__setattr__(item, "name", ".".join(p for p in name.split(".") if p != "None"))
+    facets = getattr(item, "facets", None) or {}
+    facet = facets.get("columnLineage") if isinstance(facets, dict) else None
+    for value in (getattr(facet, "fields", None) or {}).values():
+        for field in getattr(value, "inputFields", None) or ():
+            _drop_none_schema(field)
 
 
 # -- OpenLineage objects -> plain values ----------------------------------------------------------
