@@ -169,8 +169,8 @@ def test_sqlite_sql_is_parsed_without_touching_the_database(shop_db: Path) -> No
     )
     found = ol.extract(task, None, failed=False, timeout=30)
     assert found is not None
-    assert found.inputs == (("sqlite", "shop.None.orders"),)
-    assert found.outputs == (("sqlite", "shop.None.big"),)
+    assert found.inputs == (("sqlite", "shop.orders"),)
+    assert found.outputs == (("sqlite", "shop.big"),)
     end = try_lineage.at_end(task, None, config=DatahubConfig(), succeeded=True)
     assert end.outlets == ("urn:li:dataset:(urn:li:dataPlatform:sqlite,shop.big,PROD)",)
 
