@@ -195,3 +195,17 @@ def test_without_the_provider_nothing_is_imported(tmp_path: Path) -> None:
     assert out[0] == "True"  # declaring never imports the provider
     if not OPENLINEAGE:
         assert out[1] == "False"
+
+
+@needs_provider
+def test_asset_connections_name_assets_and_reported_datasets_alike() -> None:
+    """One mapping entry: an Airflow Asset and an OpenLineage dataset of the same table on
+    the same connection become one urn, with the connection's platform instance."""
+    config = parse_config(
+        {"asset_connections": '{"postgres://db:5432": {"platform_instance": "warehouse"}}'}
+    )
+    task = Reporting(task_id="r", outlets=["postgresql://db:5432/shop/public/revenue"])
+    end = try_lineage.at_end(task, None, config=config, succeeded=True)
+    assert end.outlets == (
+        "urn:li:dataset:(urn:li:dataPlatform:postgres,warehouse.shop.public.revenue,PROD)",
+    )
