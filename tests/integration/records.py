@@ -255,6 +255,8 @@ def _normalise(
         return "<ms>"
     if isinstance(value, int) and key == "durationMillis":
         return "<duration>"
+    if isinstance(value, str) and key == "externalUrl":
+        return "<airflow ui url>"  # each Airflow version has its own routes (tested apart)
     if isinstance(value, str):
         if value in labels:
             return labels[value]

@@ -133,14 +133,24 @@ def test_mcps_per_task_try_within_budget(runs: dict[str, DagsTestRun]) -> None:
 def test_golden(
     runs: dict[str, DagsTestRun], dag_id: str, airflow_major: int, update_golden: bool
 ) -> None:
-    """Normalised output equals the golden file (``UPDATE_GOLDEN=1`` rewrites it)."""
+    """Normalised output equals the golden file (``UPDATE_GOLDEN=1`` rewrites it).
+
+    One file per DAG (``golden/<dag>.json``) for every Airflow version; a version whose
+    record differs keeps its own (``golden/af<major>/<dag>.json``)."""
     import socket
 
     got = dump_golden(golden_form(runs[dag_id].recorded.mcps, volatile=[socket.gethostname()]))
-    path = GOLDEN_DIR / f"af{airflow_major}" / f"{dag_id}.json"
+    shared = GOLDEN_DIR / f"{dag_id}.json"
+    own = GOLDEN_DIR / f"af{airflow_major}" / f"{dag_id}.json"
     if update_golden:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(got)
+        if not shared.exists() or (airflow_major >= 3 and not own.exists()):
+            shared.write_text(got)
+        elif got != shared.read_text():
+            own.parent.mkdir(parents=True, exist_ok=True)
+            own.write_text(got)
+        elif own.exists():
+            own.unlink()
+    path = own if own.exists() else shared
     assert path.exists(), f"no golden file {path}; UPDATE_GOLDEN=1 writes it"
     assert got == path.read_text(), f"differs from {path}; UPDATE_GOLDEN=1 to accept"
 

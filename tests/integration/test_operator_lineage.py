@@ -1,7 +1,9 @@
 """Lineage nobody wrote: SQL operators on real SQLite and PostgreSQL, an operator reporting its
 own lineage, outlets set at run time, and extractors that are slow or raise.
 
-The DAGs of ``dags_lineage/`` run under ``airflow dags test``. With the OpenLineage provider
+The DAGs of ``dags_lineage/`` run under ``airflow dags test``, and once more under a real
+deployment (scheduler, dag-processor, API server, LocalExecutor: each try in its own task
+process, as in production). With the OpenLineage provider
 installed, the plugin records what the operators report (tables, columns, the SQL) on the task
 runs and their DataJobs; without it, only the hand-written and run-time lineage, and it
 imports nothing of OpenLineage and warns about nothing. Which of the two is checked depends on
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,7 @@ def job(dag_id: str, task_id: str) -> str:
 @attrs.frozen
 class LineageRun:
     dag_id: str
-    result: CommandResult
+    result: CommandResult | None  # None: the run was triggered in a deployment
     recorded: Recorded
 
     def task_run(self, task_id: str) -> Instance:
@@ -76,26 +79,30 @@ class LineageRun:
         }
 
 
-def _run(home: AirflowEnv, dag_id: str, out: Path, extra: dict[str, str]) -> LineageRun:
-    env = datahub_env(
+def _env(out: Path, extra: dict[str, str]) -> dict[str, str]:
+    return datahub_env(
         file_path=out, extra={"AIRFLOW__DATAHUB__EXTRACTOR_TIMEOUT_SEC": "1", **extra}
     )
-    result = home.dags_test(dag_id, env=env)
+
+
+def _run(home: AirflowEnv, dag_id: str, out: Path, extra: dict[str, str]) -> LineageRun:
+    result = home.dags_test(dag_id, env=_env(out, extra))
     return LineageRun(dag_id, result, Recorded.from_file(out))
+
+
+def _shop_sqlite(root: Path) -> dict[str, str]:
+    db = root / "shop.db"
+    with sqlite3.connect(db) as conn:
+        for statement in TABLES:
+            conn.execute(statement)
+    return {"AIRFLOW_CONN_SHOP_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(db)})}
 
 
 @pytest.fixture(scope="module")
 def sqlite_run(migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory) -> LineageRun:
     root = tmp_path_factory.mktemp("lineage-sqlite")
-    db = root / "shop.db"
-    with sqlite3.connect(db) as conn:
-        for statement in TABLES:
-            conn.execute(statement)
     home = migrated_home.clone(root / "home", dags_folder=LINEAGE_DAGS)
-    conn_json = json.dumps({"conn_type": "sqlite", "host": str(db)})
-    return _run(
-        home, "lineage_sql_sqlite", root / "out.json", {"AIRFLOW_CONN_SHOP_SQLITE": conn_json}
-    )
+    return _run(home, "lineage_sql_sqlite", root / "out.json", _shop_sqlite(root))
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +147,34 @@ def operators_run(
     return _run(home, "lineage_operators", root / "out.json", {"DHAL_SLOW": "30"})
 
 
+@pytest.fixture(scope="module")
+def deployed(
+    migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, LineageRun]:
+    """The SQLite and operator DAGs once each under the scheduler, until each run's record
+    is complete (its DAG run closed)."""
+    root = tmp_path_factory.mktemp("lineage-deployed")
+    out = root / "out.json"
+    home = migrated_home.clone(root / "home", dags_folder=LINEAGE_DAGS)
+    env = _env(out, {**_shop_sqlite(root), "DHAL_SLOW": "30"})
+    dag_ids = ("lineage_sql_sqlite", "lineage_operators")
+    with home.deployment(env=env) as dep:
+        run_ids = {dag_id: dep.trigger(dag_id) for dag_id in dag_ids}
+        for dag_id, run_id in run_ids.items():
+            dep.wait_for_run(dag_id, run_id, timeout=300)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            recorded = Recorded.from_file(out)
+            closed = [
+                r for d in dag_ids for r in recorded.flow_runs(d) if r.final_result() is not None
+            ]
+            if len(closed) == len(dag_ids):
+                break
+            time.sleep(1)
+    recorded = Recorded.from_file(out)
+    return {dag_id: LineageRun(dag_id, None, recorded) for dag_id in dag_ids}
+
+
 # -- SQL ------------------------------------------------------------------------------------------
 
 
@@ -173,7 +208,8 @@ def _sql_expectations(platform: str, prefix: str) -> dict[str, Any]:
 
 
 def _check_sql(run: LineageRun, platform: str, prefix: str) -> None:
-    run.result.check()
+    if run.result is not None:
+        run.result.check()
     for task_id, (inputs, outputs, columns) in _sql_expectations(platform, prefix).items():
         instance = run.task_run(task_id)
         if not OPENLINEAGE:
@@ -209,11 +245,25 @@ def test_sql_on_postgres(postgres_run: LineageRun) -> None:
     _check_sql(postgres_run, "postgres", "shop.public.")
 
 
+def test_sql_on_sqlite_under_the_scheduler(deployed: dict[str, LineageRun]) -> None:
+    _check_sql(deployed["lineage_sql_sqlite"], "sqlite", "shop.")
+
+
 # -- operators ------------------------------------------------------------------------------------
 
 
-def test_an_operator_reporting_its_own_lineage(operators_run: LineageRun) -> None:
-    operators_run.result.check()
+@pytest.fixture(params=["dags_test", "scheduler"])
+def operators(request: pytest.FixtureRequest) -> LineageRun:
+    if request.param == "dags_test":
+        run: LineageRun = request.getfixturevalue("operators_run")
+        assert run.result is not None
+        run.result.check()
+        return run
+    return request.getfixturevalue("deployed")["lineage_operators"]  # type: ignore[no-any-return]
+
+
+def test_an_operator_reporting_its_own_lineage(operators: LineageRun) -> None:
+    operators_run = operators
     instance = operators_run.task_run("reports")
     if not OPENLINEAGE:
         assert instance.inputs == [] and instance.outputs == []
@@ -228,6 +278,7 @@ def test_an_operator_reporting_its_own_lineage(operators_run: LineageRun) -> Non
 
 
 def test_slow_and_failing_extractors_cost_a_log_line(operators_run: LineageRun) -> None:
+    assert operators_run.result is not None
     log = operators_run.result.output()
     for task_id in ("slow_report", "failing_report"):
         instance = operators_run.task_run(task_id)
@@ -241,7 +292,8 @@ def test_slow_and_failing_extractors_cost_a_log_line(operators_run: LineageRun) 
         assert "operator lineage" not in log
 
 
-def test_lineage_set_at_run_time(operators_run: LineageRun) -> None:
+def test_lineage_set_at_run_time(operators: LineageRun) -> None:
+    operators_run = operators
     instance = operators_run.task_run("runtime_outlets")
     runtime_in = ds("postgres", "shop.public.runtime_in")
     runtime_out = ds("postgres", "shop.public.runtime_out")
@@ -256,6 +308,7 @@ def test_lineage_set_at_run_time(operators_run: LineageRun) -> None:
 def test_without_the_provider_nothing_of_openlineage_is_imported(operators_run: LineageRun) -> None:
     if OPENLINEAGE:
         pytest.skip("the OpenLineage provider is installed in this environment")
+    assert operators_run.result is not None
     assert "openlineage" not in operators_run.result.output().lower()
 
 
