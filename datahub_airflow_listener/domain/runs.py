@@ -13,6 +13,11 @@ rules below are tested without it:
   never equal any unmapped task run's id; their ``:``-separated parts (``:`` is not allowed in
   dag or task ids either) keep them distinct from each other.
 * STARTED and COMPLETE of one try never share a timestamp (the server would keep only one).
+* ``upstreamInstances``: a task run follows its upstream tasks' runs in its DAG run (every
+  map index of a mapped upstream) and the runs in :attr:`TaskRunFacts.upstream_runs` (what an
+  ``ExternalTaskSensor`` waited for); a DAG run follows the runs of its :class:`RunLinks`
+  (who triggered it, who produced the asset events it consumed), whose latest event per
+  dataset is also an input edge of the DAG run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from datahub_airflow_listener.domain.aspects import (
     RunResultType,
 )
 from datahub_airflow_listener.domain.clock import now_ms
+from datahub_airflow_listener.domain.links import RunLinks, RunRef, sorted_refs
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.urns import (
     make_data_flow_urn,
@@ -60,6 +66,10 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _ref_tuple(values: Iterable[RunRef]) -> tuple[RunRef, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class DagRunFacts:
     """Plain values of one DAG run, as extracted by the adapter."""
@@ -77,6 +87,7 @@ class DagRunFacts:
     end_ms: int | None = None
     state: str | None = None
     url: str | None = None
+    links: RunLinks = attrs.field(factory=RunLinks)
 
     @property
     def attempt(self) -> int:
@@ -107,6 +118,8 @@ class TaskRunFacts:
     outlets: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     url: str | None = None
     run_type: str | None = None
+    # runs beyond the unmapped upstream tasks: mapped upstream instances, external runs
+    upstream_runs: tuple[RunRef, ...] = attrs.field(default=(), converter=_ref_tuple)
 
 
 # Template urns repeat for every run of a DAG: build each once (bounded; errors are not cached).
@@ -172,6 +185,12 @@ class RunMapper:
             task_run_instance_id(dag_id, task_id, run_id, map_index),
         )
 
+    def ref_urn(self, ref: RunRef) -> str:
+        """The instance urn of another run (a DAG run or a task run)."""
+        if ref.task_id is None:
+            return self.dag_run_urn(ref.dag_id, ref.run_id)
+        return self.task_run_urn(ref.dag_id, ref.task_id, ref.run_id, ref.map_index)
+
     # -- DAG runs -----------------------------------------------------------------------------
 
     def dag_run_started(self, facts: DagRunFacts) -> list[MetadataChangeProposal]:
@@ -195,15 +214,47 @@ class RunMapper:
                 }
             ),
         )
-        rel = DataProcessInstanceRelationships(parent_template=self.flow_urn(facts.dag_id))
         event = DataProcessInstanceRunEvent(
             timestamp_millis=start, status=DataProcessRunStatus.STARTED, attempt=facts.attempt
         )
         return [
             MetadataChangeProposal(entity_urn=urn, aspect=props),
-            MetadataChangeProposal(entity_urn=urn, aspect=rel),
+            *self.dag_run_links(facts),
             MetadataChangeProposal(entity_urn=urn, aspect=event),
         ]
+
+    def dag_run_links(self, facts: DagRunFacts) -> list[MetadataChangeProposal]:
+        """The DAG run's relationships (its DataFlow, the runs it follows) and, when it
+        consumed asset events, its inputs: one edge per dataset, created at the latest
+        event's time, with that event's extra as properties."""
+        urn = self.dag_run_urn(facts.dag_id, facts.run_id)
+        rel = DataProcessInstanceRelationships(
+            parent_template=self.flow_urn(facts.dag_id),
+            upstream_instances=self._urns(facts.links.upstream()),
+        )
+        out = [MetadataChangeProposal(entity_urn=urn, aspect=rel)]
+        consumed = facts.links.inputs()
+        if consumed:
+            edges = tuple(
+                Edge(
+                    destination_urn=e.dataset_urn,
+                    created=AuditStamp(time=e.timestamp_ms),
+                    properties=e.properties or None,
+                )
+                for e in consumed
+            )
+            inputs = tuple(e.dataset_urn for e in consumed)
+            out.append(
+                MetadataChangeProposal(
+                    entity_urn=urn,
+                    aspect=DataProcessInstanceInput(inputs=inputs, input_edges=edges),
+                )
+            )
+        return out
+
+    def _urns(self, refs: Iterable[RunRef]) -> tuple[str, ...]:
+        """The instance urns of ``refs``, distinct, in the refs' stable order."""
+        return tuple(dict.fromkeys(self.ref_urn(r) for r in sorted_refs(refs)))
 
     def dag_run_completed(self, facts: DagRunFacts, result: str) -> list[MetadataChangeProposal]:
         urn = self.dag_run_urn(facts.dag_id, facts.run_id)
@@ -252,28 +303,32 @@ class RunMapper:
                 }
             ),
         )
-        upstream = tuple(
-            self.task_run_urn(facts.dag_id, up, facts.run_id)
-            for up in sorted(facts.upstream_task_ids)
-        )
-        rel = DataProcessInstanceRelationships(
-            parent_template=self.job_urn(facts.dag_id, facts.task_id),
-            parent_instance=self.dag_run_urn(facts.dag_id, facts.run_id),
-            upstream_instances=upstream,
-        )
         event = DataProcessInstanceRunEvent(
             timestamp_millis=start,
             status=DataProcessRunStatus.STARTED,
             attempt=facts.try_number,
             external_url=facts.url,
         )
-        out = [
-            MetadataChangeProposal(entity_urn=urn, aspect=props),
-            MetadataChangeProposal(entity_urn=urn, aspect=rel),
-        ]
+        out = [MetadataChangeProposal(entity_urn=urn, aspect=props)]
+        out.extend(self.task_run_relationships(facts))
         out.extend(self._io(urn, facts, start))
         out.append(MetadataChangeProposal(entity_urn=urn, aspect=event))
         return out
+
+    def task_run_relationships(self, facts: TaskRunFacts) -> list[MetadataChangeProposal]:
+        """The task run's relationships: its DataJob, its DAG run, the runs it follows."""
+        urn = self.task_run_urn(facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
+        in_run = (
+            RunRef(dag_id=facts.dag_id, run_id=facts.run_id, task_id=up)
+            for up in facts.upstream_task_ids
+        )
+        upstream = self._urns((*in_run, *facts.upstream_runs))
+        rel = DataProcessInstanceRelationships(
+            parent_template=self.job_urn(facts.dag_id, facts.task_id),
+            parent_instance=self.dag_run_urn(facts.dag_id, facts.run_id),
+            upstream_instances=upstream,
+        )
+        return [MetadataChangeProposal(entity_urn=urn, aspect=rel)]
 
     def task_run_completed(
         self, facts: TaskRunFacts, result: str, native_result: str
