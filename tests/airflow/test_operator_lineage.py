@@ -9,6 +9,7 @@ without it, and the provider-less behaviour is checked where it is absent.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -176,25 +177,33 @@ def test_sqlite_sql_is_parsed_without_touching_the_database(shop_db: Path) -> No
 
 
 def test_without_the_provider_nothing_is_imported(tmp_path: Path) -> None:
-    """In a fresh interpreter: a SQL task's lineage at its end imports nothing of OpenLineage
-    when the provider is absent (and only after the task asks, when present)."""
+    """In a fresh interpreter: a SQL task's lineage at its start imports nothing of
+    OpenLineage; at its end, only when the provider is installed."""
     code = (
         "import sys\n"
         "from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator\n"
         "from datahub_airflow_listener.adapter import try_lineage\n"
         "from datahub_airflow_listener.adapter.config import DatahubConfig\n"
+        "def loaded():\n"
+        "    return sorted(m for m in sys.modules\n"
+        "                  if m.startswith(('airflow.providers.openlineage', 'openlineage')))\n"
         "task = SQLExecuteQueryOperator(task_id='q', conn_id='x', sql='SELECT 1')\n"
-        "before = sorted(m for m in sys.modules if 'openlineage' in m)\n"
+        "before = loaded()\n"
         "try_lineage.declared(task, DatahubConfig())\n"
-        "after_declared = sorted(m for m in sys.modules if 'openlineage' in m)\n"
-        "print(before == after_declared, any('openlineage' in m for m in sys.modules))\n"
+        "at_start = loaded()\n"
+        "try_lineage.at_end(task, None, config=DatahubConfig(), succeeded=True)\n"
+        "print(before == at_start, loaded() != before)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
     ).stdout.split()
-    assert out[0] == "True"  # declaring never imports the provider
-    if not OPENLINEAGE:
-        assert out[1] == "False"
+    assert out[-2] == "True"  # nothing of OpenLineage imported before the try ends
+    assert out[-1] == str(OPENLINEAGE)  # at its end, only with the provider installed
 
 
 @needs_provider
