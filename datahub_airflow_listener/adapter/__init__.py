@@ -12,6 +12,8 @@ One line per module:
 * ``metadb`` -- reads of the metadata database that never touch Airflow's transaction.
 * ``extract`` -- plain facts out of Airflow objects (DagRun, TaskInstance, their rows).
 * ``lineage`` -- a task's inlets/outlets and asset aliases as dataset urns.
+* ``operator_lineage`` -- what an operator reports of its lineage (the OpenLineage provider).
+* ``try_lineage`` -- a try's lineage, sent only by the process that ran it.
 * ``templates`` -- DataFlow/DataJob templates of a DAG, sent only when they change.
 * ``config`` -- the ``[datahub]`` section, read once per process.
 * ``runtime`` -- per-process wiring: config, mapper, sinks, sender.
