@@ -43,8 +43,13 @@ __all__ = [
     "FineGrainedLineageUpstreamType",
     "GlobalTags",
     "MlModelKey",
+    "Operation",
+    "OperationSourceType",
+    "OperationType",
     "Owner",
     "Ownership",
+    "OwnershipSource",
+    "OwnershipSourceType",
     "OwnershipType",
     "QueryLanguage",
     "QueryStatement",
@@ -88,6 +93,33 @@ class OwnershipType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we su
     DATAOWNER = "DATAOWNER"
 
 
+class OwnershipSourceType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    AUDIT = "AUDIT"
+    DATABASE = "DATABASE"
+    FILE_SYSTEM = "FILE_SYSTEM"
+    ISSUE_TRACKING_SYSTEM = "ISSUE_TRACKING_SYSTEM"
+    MANUAL = "MANUAL"
+    SERVICE = "SERVICE"
+    SOURCE_CONTROL = "SOURCE_CONTROL"
+    OTHER = "OTHER"
+
+
+class OperationType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    INSERT = "INSERT"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    CREATE = "CREATE"
+    ALTER = "ALTER"
+    DROP = "DROP"
+    CUSTOM = "CUSTOM"
+    UNKNOWN = "UNKNOWN"
+
+
+class OperationSourceType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
+    DATA_PROCESS = "DATA_PROCESS"
+    DATA_PLATFORM = "DATA_PLATFORM"
+
+
 class FineGrainedLineageUpstreamType(str, enum.Enum):  # noqa: UP042  # StrEnum needs 3.11; we support 3.10
     FIELD_SET = "FIELD_SET"
     DATASET = "DATASET"
@@ -123,6 +155,10 @@ def _frozen_map(value: Mapping[str, object] | None) -> Mapping[str, str]:
     if not value:
         return {}
     return {str(k): v if v.__class__ is str else str(v) for k, v in value.items() if v is not None}
+
+
+def _opt_map(value: Mapping[str, object] | None) -> Mapping[str, str] | None:
+    return _frozen_map(value) if value is not None else None
 
 
 # Field metadata key: wrap the value as a one-key union object, e.g. {"string": "COMMAND"}.
@@ -168,9 +204,19 @@ class RunResult:
 
 
 @attrs.frozen(kw_only=True)
+class OwnershipSource:
+    """Where an owner came from: ``SERVICE`` for owners an orchestrator reports (DataHub's own
+    SDK marks a DAG's owners so), which tells them apart from owners set by hand."""
+
+    type: OwnershipSourceType
+    url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Owner:
     owner: str
     type: OwnershipType = OwnershipType.TECHNICAL_OWNER
+    source: OwnershipSource | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -345,7 +391,7 @@ class DataTransformLogic(Aspect):
 class Status(Aspect):
     ASPECT_NAME: ClassVar[str] = "status"
     ENTITY_TYPES: ClassVar[frozenset[str]] = frozenset(
-        {"dataProcessInstance", "dataFlow", "dataJob", "dataset", "mlModel", "container"}
+        {"dataProcessInstance", "dataFlow", "dataJob", "dataset", "mlModel", "container", "tag"}
     )
 
     removed: bool = False
@@ -425,6 +471,28 @@ class MlModelKey(Aspect):
     origin: str
 
 
+@attrs.frozen(kw_only=True)
+class Operation(Aspect):
+    """Timeseries, on a dataset: something changed it at ``last_updated_timestamp`` (what
+    DataHub shows as a dataset's last update). Stored by (urn, timestamp_millis, partition,
+    message id), so the same operation sent twice is one."""
+
+    ASPECT_NAME: ClassVar[str] = "operation"
+    ENTITY_TYPES: ClassVar[frozenset[str]] = frozenset({"dataset"})
+    TIMESERIES: ClassVar[bool] = True
+
+    timestamp_millis: int
+    message_id: str | None = None
+    actor: str | None = None
+    operation_type: OperationType
+    custom_operation_type: str | None = None
+    num_affected_rows: int | None = None
+    affected_datasets: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    source_type: OperationSourceType | None = None
+    custom_properties: Mapping[str, str] | None = attrs.field(default=None, converter=_opt_map)
+    last_updated_timestamp: int
+
+
 ASPECT_CLASSES: Mapping[str, type[Aspect]] = {
     cls.ASPECT_NAME: cls
     for cls in (
@@ -446,6 +514,7 @@ ASPECT_CLASSES: Mapping[str, type[Aspect]] = {
         Container,
         DatasetKey,
         MlModelKey,
+        Operation,
     )
 }
 

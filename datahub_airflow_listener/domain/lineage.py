@@ -39,6 +39,14 @@ with a different number of segments than expected is still recorded, with a warn
 ``+driver`` suffix on a scheme (``postgresql+psycopg2``) is ignored. An unknown scheme is kept
 as its own platform, with a warning: lineage is never dropped silently.
 
+**Official naming.** ``naming="official"`` (config ``asset_naming = official``) names an
+asset URI exactly as the official DataHub Airflow plugin's released version 1.7.0.17 does
+(:func:`map_asset_uri_official`), for teams whose lineage already lives on those urns: the
+authority stays in the name (``postgres://h:5432/db/s/t`` -> ``postgres``, ``h:5432/db/s/t``),
+an unknown scheme is its own platform, ``abfs``/``wasb`` are ``abs`` and ``file:///p`` keeps
+its leading ``/``. A password in the authority is still never part of a name (Airflow drops
+it from asset URIs too); ``connections`` do not apply (that version has none).
+
 **Connections.** Given ``connections`` (the ``asset_connections`` mapping of
 :mod:`~.openlineage`), a URI whose ``<scheme>://<host>`` has an entry gets that entry's
 platform instance, env, platform, lower-casing and database, exactly as an OpenLineage
@@ -61,7 +69,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, NamedTuple, Protocol
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlparse, urlsplit
 
 import attrs
 
@@ -79,6 +87,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AIRFLOW_ASSET_PLATFORM",
+    "ASSET_NAMINGS",
+    "OFFICIAL_SCHEMES",
     "SCHEMES",
     "AssetMapping",
     "DatasetPattern",
@@ -92,6 +102,7 @@ __all__ = [
     "dataset_key",
     "filter_urns",
     "map_asset_uri",
+    "map_asset_uri_official",
     "normalize_annotations",
     "parse_entity_repr",
 ]
@@ -300,16 +311,75 @@ def map_asset_uri(uri: str) -> AssetMapping:
     return AssetMapping(platform=rule.platform, name=name, warning=warning)
 
 
+# The official plugin's scheme -> platform table (released version 1.7.0.17); any other
+# scheme is its own platform.
+OFFICIAL_SCHEMES: Final[Mapping[str, str]] = {
+    "s3": "s3",
+    "s3a": "s3",
+    "s3n": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "abfs": "abs",
+    "abfss": "abs",
+    "wasb": "abs",
+    "wasbs": "abs",
+    "dbfs": "dbfs",
+    "file": "file",
+    "hdfs": "hdfs",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "bigquery": "bigquery",
+    "snowflake": "snowflake",
+}
+ASSET_NAMINGS: Final = ("datahub", "official")
+
+
+def map_asset_uri_official(uri: str) -> AssetMapping:
+    """The platform and name the official plugin (1.7.0.17) gives an asset URI.
+
+    Its rule: ``<authority><path>`` without the slashes around it (``file`` URIs without an
+    authority keep the leading ``/``); a URI without a scheme is a name on the ``airflow``
+    platform, as written. Raises :class:`UriMappingError` when that leaves no name (the
+    official plugin skips such an asset).
+    """
+    if not isinstance(uri, str):
+        raise UriMappingError(repr(uri), f"must be a string, not {type(uri).__name__}")
+    if not uri:
+        raise UriMappingError(uri, "is empty")
+    try:
+        parts = urlparse(uri)
+    except ValueError as exc:
+        raise UriMappingError(uri, f"cannot be parsed ({exc})") from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return AssetMapping(platform=AIRFLOW_ASSET_PLATFORM, name=uri)
+    platform = OFFICIAL_SCHEMES.get(scheme, scheme)
+    netloc = parts.netloc.rpartition("@")[2] if parts.password else parts.netloc
+    if netloc:
+        name = f"{netloc}{parts.path}".strip("/")
+    elif scheme == "file":
+        name = parts.path.rstrip("/")
+    else:
+        name = parts.path.strip("/")
+    if not name:
+        raise UriMappingError(uri, "names nothing after the scheme")
+    return AssetMapping(platform=encode_part(platform, "platform"), name=name)
+
+
 def asset_uri_to_urn(
     uri: str,
     env: str = "PROD",
     connections: Mapping[str, ConnectionDetail] | None = None,
+    naming: str = "datahub",
 ) -> tuple[str, str | None]:
     """(dataset urn, warning or None) of an asset URI; raises like :func:`map_asset_uri`.
 
     ``connections`` (keyed as :func:`~.openlineage.parse_connections` returns them) applies
     the entry of the URI's connection, if there is one (see the module docstring).
+    ``naming="official"`` names it as the official plugin does (no connections then).
     """
+    if naming == "official":
+        return map_asset_uri_official(uri).urn(env), None
     mapping = map_asset_uri(uri)
     if connections and mapping.platform != AIRFLOW_ASSET_PLATFORM:
         parts = urlsplit(uri.strip())
@@ -401,22 +471,26 @@ def annotation_urn(
     value: object,
     env: str = "PROD",
     connections: Mapping[str, ConnectionDetail] | None = None,
+    naming: str = "datahub",
 ) -> tuple[Urn, str | None]:
     """The urn one annotation names, and a warning if its mapping was a guess.
 
     Raises :class:`DomainError` (an :class:`InvalidUrnError` or :class:`UriMappingError`)
     for a value that names nothing, or a dataset/mlModel urn whose env is not a DataHub
     fabric (the server would reject it); the caller turns that into the task's warning.
-    ``connections`` applies to asset URIs (see :func:`asset_uri_to_urn`).
+    ``connections`` and ``naming`` apply to asset URIs (see :func:`asset_uri_to_urn`).
     """
-    urn, warning = _annotation_urn(value, env, connections)
+    urn, warning = _annotation_urn(value, env, connections, naming)
     if urn.entity_type in _IOLET_TYPES and urn.parts[2] not in FABRIC_TYPES:
         raise InvalidUrnError("env", urn.parts[2], "not a DataHub fabric (e.g. PROD, DEV)")
     return urn, warning
 
 
 def _annotation_urn(
-    value: object, env: str, connections: Mapping[str, ConnectionDetail] | None
+    value: object,
+    env: str,
+    connections: Mapping[str, ConnectionDetail] | None,
+    naming: str = "datahub",
 ) -> tuple[Urn, str | None]:
     if isinstance(value, Urn):
         return value, None
@@ -429,7 +503,7 @@ def _annotation_urn(
         from_repr = parse_entity_repr(text)
         if from_repr is not None:
             return parse_urn(from_repr), None
-        urn, warning = asset_uri_to_urn(text, env, connections)
+        urn, warning = asset_uri_to_urn(text, env, connections, naming)
         return parse_urn(urn), warning
     if isinstance(value, bytes | bytearray | int | float | bool) or value is None:
         raise InvalidUrnError("annotation", value, f"unsupported type {type(value).__name__}")
@@ -460,13 +534,14 @@ def normalize_annotations(
     env: str = "PROD",
     dataset_pattern: PatternLike | None = None,
     connections: Mapping[str, ConnectionDetail] | None = None,
+    naming: str = "datahub",
 ) -> TaskLineage:
     """Inputs, outputs, upstream jobs and warnings of one task's annotations.
 
     ``task`` names the task in warnings (e.g. ``"etl.load"``). Every malformed item gets
     exactly one warning naming the task and the value, and is left out; everything else is
     kept. Datasets rejected by ``dataset_pattern`` are left out without a warning (that is
-    configuration, not a mistake). ``connections`` applies to asset URIs (see
+    configuration, not a mistake). ``connections`` and ``naming`` apply to asset URIs (see
     :func:`asset_uri_to_urn`). Never raises for any item.
     """
     ins: dict[str, None] = {}
@@ -476,7 +551,7 @@ def normalize_annotations(
     for side, values, target in (("inlet", inlets, ins), ("outlet", outlets, outs)):
         for value in _items(values, side, task, warnings):
             try:
-                urn, guess = annotation_urn(value, env, connections)
+                urn, guess = annotation_urn(value, env, connections, naming)
             except DomainError as exc:
                 warnings.append(_warning(task, side, value, f"ignored: {_reason(exc)}"))
                 continue

@@ -13,7 +13,8 @@ task) from an Airflow DAG -- SDK, serialized or 2.x -- and this module builds:
   externalUrl), ``dataJobInputOutput`` (dataset edges, the upstream tasks and annotated
   upstream jobs as input jobs), ``status``, ``ownership`` (the task's owners), ``globalTags``
   (the DAG's tags), ``browsePathsV2`` under its flow;
-* with ``materialize_iolets``, the key aspect of every dataset / ML model named, so it exists.
+* with ``materialize_iolets``, the key aspect of every dataset / ML model named, so it exists;
+* with ``capture_tags_info``, ``status`` on each tag the DAG has (the tag entities exist).
 
 :func:`template_fingerprint` hashes what was built, ignoring volatile fields, so the adapter
 sends a DAG's templates only when they changed (see ``adapter.templates.TemplateTracker``).
@@ -35,6 +36,7 @@ from datahub_airflow_listener.domain.aspects import (
     FineGrainedLineage,
     QueryStatement,
 )
+from datahub_airflow_listener.domain.extras import tag_status_mcps
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.templates import DataFlow, DataJob
 from datahub_airflow_listener.domain.urns import make_data_flow_urn, make_data_job_urn
@@ -271,7 +273,8 @@ def job_io_mcps(
 
 
 def dag_template_mcps(dag: DagFacts, options: TemplateOptions) -> list[MetadataChangeProposal]:
-    """The DataFlow, then every DataJob, then each dataset key once (order is stable)."""
+    """The DataFlow, then every DataJob, then each dataset key once, then the status of each
+    tag the templates name (order is stable)."""
     out = flow_template_mcps(dag, options)
     keys: dict[tuple[str, str], MetadataChangeProposal] = {}
     for task in sorted(dag.tasks, key=lambda t: t.task_id):
@@ -281,6 +284,8 @@ def dag_template_mcps(dag: DagFacts, options: TemplateOptions) -> list[MetadataC
             else:
                 out.append(mcp)
     out.extend(keys.values())
+    if options.capture_tags_info:
+        out.extend(tag_status_mcps(dag.tags))
     return out
 
 

@@ -26,6 +26,8 @@ from datahub_airflow_listener.domain.aspects import (
     MlModelKey,
     Owner,
     Ownership,
+    OwnershipSource,
+    OwnershipSourceType,
     OwnershipType,
     Status,
     TagAssociation,
@@ -55,6 +57,10 @@ def _fabric(env: str | None) -> str | None:
     return None
 
 
+# Owners an orchestrator reports, as DataHub's own SDK marks them (set by hand they'd be MANUAL).
+_SERVICE = OwnershipSource(type=OwnershipSourceType.SERVICE)
+
+
 def ownership_aspect(
     owners: Iterable[str], group_owners: Iterable[str], actor_platform: str
 ) -> Ownership | None:
@@ -62,7 +68,7 @@ def ownership_aspect(
     if not urns:
         return None
     return Ownership(
-        owners=tuple(Owner(owner=u, type=OwnershipType.DEVELOPER) for u in urns),
+        owners=tuple(Owner(owner=u, type=OwnershipType.DEVELOPER, source=_SERVICE) for u in urns),
         last_modified=AuditStamp(time=0, actor=make_user_urn(actor_platform)),
     )
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import seed_scenarios
 
 from datahub_airflow_listener.domain import aspects as a
+from datahub_airflow_listener.domain.extras import (
+    dataset_operation_mcps,
+    tag_status_mcps,
+    try_operation_mcps,
+    with_instance_platform,
+)
 from datahub_airflow_listener.domain.instance import ContainerKey, DataProcessInstance
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.openlineage import (
@@ -163,6 +169,22 @@ def _column_lineage() -> list[MetadataChangeProposal]:
     return [MetadataChangeProposal(entity_urn=UP_JOB, aspect=x) for x in (io, logic)]
 
 
+def _official_extras() -> list[MetadataChangeProposal]:
+    """What the official plugin sends beside the run record: instance platform, tag status,
+    operations on the datasets a try wrote."""
+    mapper = RunMapper(cluster="prod", platform_instance="ops")
+    facts = TaskRunFacts(
+        dag_id="etl", task_id="load", run_id="r1", map_index=3, state="success", start_ms=1
+    )
+    started = with_instance_platform(mapper.task_run_started(facts), "ops")
+    return [
+        *started,
+        *tag_status_mcps(["pii", "finance team"]),
+        *try_operation_mcps(facts, [OUT, MODEL], time_ms=1_705_312_815_000),
+        *dataset_operation_mcps([IN], time_ms=1, operation_type=a.OperationType.INSERT),
+    ]
+
+
 def cases() -> dict[str, list[MetadataChangeProposal]]:
     out: dict[str, list[MetadataChangeProposal]] = {
         f"seed:{name}": seed_scenarios.run(name, seed_scenarios.ours())
@@ -175,4 +197,5 @@ def cases() -> dict[str, list[MetadataChangeProposal]]:
     out["templates"] = _templates()
     out["instance:extras"] = _instance_extras()
     out["column_lineage"] = _column_lineage()
+    out["official:extras"] = _official_extras()
     return out

@@ -159,9 +159,10 @@ def test_browse_paths_are_not_allowed_on_process_instances() -> None:
         assert "dataProcessInstance" in a.ASPECT_CLASSES[name].ENTITY_TYPES, name
 
 
-def test_only_the_run_event_is_timeseries() -> None:
+def test_only_the_run_event_and_the_operation_are_timeseries() -> None:
     assert [n for n, c in a.ASPECT_CLASSES.items() if c.TIMESERIES] == [
-        "dataProcessInstanceRunEvent"
+        "dataProcessInstanceRunEvent",
+        "operation",
     ]
 
 

@@ -219,12 +219,12 @@ def test_ml_models_get_their_key_aspect() -> None:
 
 def test_without_materialize_iolets_no_dataset_is_touched() -> None:
     mcps = dag_template_mcps(facts(), TemplateOptions(materialize_iolets=False))
-    assert {m.entity_type for m in mcps} == {"dataFlow", "dataJob"}
+    assert {m.entity_type for m in mcps} == {"dataFlow", "dataJob", "tag"}
 
 
-def test_flow_comes_first_then_jobs_sorted_then_datasets() -> None:
+def test_flow_comes_first_then_jobs_sorted_then_datasets_then_tags() -> None:
     mcps = dag_template_mcps(facts(), TemplateOptions())
-    rank = {"dataFlow": 0, "dataJob": 1, "dataset": 2, "mlModel": 2}
+    rank = {"dataFlow": 0, "dataJob": 1, "dataset": 2, "mlModel": 2, "tag": 3}
     kinds = [rank[m.entity_type] for m in mcps]
     assert kinds == sorted(kinds)
     jobs = [m.entity_urn for m in mcps if m.entity_type == "dataJob"]
