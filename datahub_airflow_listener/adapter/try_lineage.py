@@ -24,6 +24,8 @@ import attrs
 
 from datahub_airflow_listener.adapter import lineage, operator_lineage
 from datahub_airflow_listener.domain.aspects import FineGrainedLineage
+from datahub_airflow_listener.domain.clock import now_ms
+from datahub_airflow_listener.domain.extras import try_operation_mcps
 from datahub_airflow_listener.domain.lineage import TaskLineage, dataset_env, filter_urns
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.openlineage import column_lineage, ol_dataset_urn
@@ -92,8 +94,9 @@ def end_mcps(
     start: TryLineage | None,
     end: TryLineage,
 ) -> list[MetadataChangeProposal]:
-    """What the try's end sends: its run's inputs/outputs unless ``start`` sent the same, and
-    the DataJob's lineage when the end knows more than the task declares."""
+    """What the try's end sends: its run's inputs/outputs unless ``start`` sent the same, the
+    DataJob's lineage when the end knows more than the task declares, and (with
+    ``materialize_iolets``) an operation on each dataset a try that succeeded wrote."""
     mcps: list[MetadataChangeProposal] = []
     if start is None or start.io != end.io:
         mcps.extend(
@@ -103,6 +106,9 @@ def end_mcps(
     job_changed = end.io != base.io or end.fine_grained or end.sql
     if job_changed and getattr(runtime.config, "enable_datajob_lineage", True):
         mcps.extend(_job_mcps(runtime, task, facts, end))
+    if getattr(runtime.config, "materialize_iolets", True):
+        end_ms = facts.end_ms if facts.end_ms is not None else now_ms()
+        mcps.extend(try_operation_mcps(facts, end.outlets, time_ms=end_ms))
     return mcps
 
 
