@@ -144,6 +144,7 @@ class FakeGms:
         self.accepted_count = 0
         self.requests: list[RequestLog] = []
         self.violations: list[str] = []
+        self._handling = 0  # ingestion requests received and not answered yet
         self._failures: list[tuple[int, str | None]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -203,6 +204,12 @@ class FakeGms:
     def accepted(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.mcps)
+
+    def idle(self) -> bool:
+        """No POST is being handled: every ingestion request received so far was answered
+        (what a test waits for before it asserts that nothing more arrived)."""
+        with self._lock:
+            return self._handling == 0
 
     def ingest_requests(self) -> list[RequestLog]:
         with self._lock:
@@ -487,13 +494,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, payload, headers)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
         fake = self.server.fake
-        status, payload, headers = fake.handle_post(self, body)
-        count = body.count('"entityUrn"') if self.path.startswith("/aspects") else 0
-        fake._log(self, status, len(body), count)
-        self._reply(status, payload, headers)
+        with fake._lock:
+            fake._handling += 1
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
+            status, payload, headers = fake.handle_post(self, body)
+            count = body.count('"entityUrn"') if self.path.startswith("/aspects") else 0
+            fake._log(self, status, len(body), count)
+            self._reply(status, payload, headers)
+        finally:
+            with fake._lock:
+                fake._handling -= 1
 
 
 @contextlib.contextmanager

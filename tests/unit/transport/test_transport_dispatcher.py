@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transport_helpers import FAST_BACKOFF, mcp, rest_settings, seqs, wait_until
 
 from datahub_airflow_listener.transport import (
     Dispatcher,
@@ -26,6 +25,8 @@ from datahub_airflow_listener.transport import (
     transport_factory,
 )
 from tests.support.fake_gms import FakeGms
+from tests.support.waiting import wait_until
+from tests.unit.transport.transport_helpers import FAST_BACKOFF, mcp, rest_settings, seqs
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -55,7 +56,9 @@ def run_events(run: str, start: int) -> list[Any]:
     return [mcp(run, start, "STARTED"), mcp(run, start + 1, "COMPLETE")]
 
 
-def test_submit_is_microseconds_and_never_raises_whatever_the_sink(outbox_path: Path) -> None:
+def test_submit_never_waits_for_the_sink_and_never_raises(outbox_path: Path) -> None:
+    """The sink hangs 10 s: no submit waits for it. (What a submit costs, microseconds, is a
+    figure printed by bench/bench_delivery.py: a loaded machine must not fail a test.)"""
     release = threading.Event()
 
     def slow_factory() -> RecordingTransport:
@@ -63,18 +66,16 @@ def test_submit_is_microseconds_and_never_raises_whatever_the_sink(outbox_path: 
         return RecordingTransport()
 
     dispatcher = build_dispatcher([("slow", slow_factory)], outbox_path, config=config())
-    dispatcher.submit([mcp("warmup", 0)])  # starts the thread
-    samples = []
-    for i in range(2000):
+    slowest = 0.0
+    submissions = [("warmup", 0)] + [("r", i) for i in range(2000)]  # the first starts the thread
+    for run, seq in submissions:
         started = time.perf_counter()
-        dispatcher.submit([mcp("r", i)])
-        samples.append(time.perf_counter() - started)
+        dispatcher.submit([mcp(run, seq)])
+        slowest = max(slowest, time.perf_counter() - started)
     dispatcher.submit([])
     dispatcher.submit(None)  # type: ignore[arg-type]
     dispatcher.submit([object()])  # type: ignore[list-item]  # not an MCP: counted, not raised
-    samples.sort()
-    assert samples[len(samples) // 2] < 0.0002
-    assert samples[int(len(samples) * 0.99)] < 0.002
+    assert slowest < 5.0  # half the sink's hang: none of them waited for it
     assert wait_until(lambda: dispatcher.counts().failed == 1)
     assert wait_until(lambda: dispatcher.outbox.waiting("slow") == 2001)
     release.set()
@@ -84,18 +85,18 @@ def test_submit_is_microseconds_and_never_raises_whatever_the_sink(outbox_path: 
 def test_events_reach_disk_within_milliseconds_while_the_sink_is_stuck(
     outbox_path: Path, gms: FakeGms
 ) -> None:
-    gms.delay_sec = 2.0  # the shipper will sit in this request
+    gms.delay_sec = 10.0  # the shipper will sit in its first request
     dispatcher = build_dispatcher(
-        [("rest", transport_factory("datahub-rest", rest_settings(gms.url)))],
+        [("rest", transport_factory("datahub-rest", rest_settings(gms.url, timeout_sec=30)))],
         outbox_path,
         config=config(),
     )
     dispatcher.submit([mcp("a", 1)])
-    assert wait_until(lambda: len(gms.requests) == 0 and dispatcher._ship_lock.locked(), 2)
-    started = time.monotonic()
+    assert wait_until(lambda: dispatcher._in_flight == "rest")
     dispatcher.submit([mcp("b", 2), mcp("b", 3)])
-    assert wait_until(lambda: Outbox(outbox_path).waiting("rest") == 3, timeout=1)
-    assert time.monotonic() - started < 0.5
+    assert wait_until(lambda: Outbox(outbox_path).waiting("rest") == 3)
+    # On disk while the shipper still sits in the request it started before them.
+    assert dispatcher._in_flight == "rest" and not gms.ingest_requests()
     flush = dispatcher.close(timeout=0.2)
     assert flush.waiting == 3 and not flush.ok
 
@@ -105,22 +106,22 @@ def test_flush_starts_no_request_after_its_deadline_and_cuts_none(
 ) -> None:
     """A slow destination: the request in flight at the deadline ends normally (its batch is
     delivered once, never cut and sent again); no new request starts after the deadline."""
-    gms.delay_sec = 1.0
+    gms.delay_sec = 1.0  # a request outlives the 0.4 s deadline
+    outbox = Outbox(outbox_path)
+    for first in (0, 50):  # two stored batches, left by another process
+        outbox.put("rest", records("r", range(first, first + 50)))
     dispatcher = build_dispatcher(
         [("rest", transport_factory("datahub-rest", rest_settings(gms.url)))],
         outbox_path,
-        config=config(batch_rows=40),
+        config=config(batch_rows=50),
     )
-    for i in range(50):
-        dispatcher.submit(run_events(f"r{i}", i * 2))
-    started = time.monotonic()
-    dispatcher.flush(0.4)
-    # Whoever ships (this flush or the shipper thread), a request started before the
-    # deadline runs its 1 s; the flush starts none after it.
-    assert time.monotonic() - started < 2.5
-    # The requests under way end normally: everything arrives, and arrives once.
-    assert wait_until(lambda: len(gms.accepted()) >= 100, timeout=20)
-    time.sleep(0.3)
+    dispatcher.flush(0.4)  # nothing submitted: no sender thread, this flush is the only sender
+    # The request it started before the deadline ran to its end; it started none after it.
+    assert wait_until(gms.idle)
+    assert [r.proposals for r in gms.ingest_requests()] == [50]
+    # A later flush delivers the rest: everything arrives, and arrives once.
+    assert dispatcher.flush(10).ok
+    assert wait_until(gms.idle)
     dispatcher.close(timeout=0.1)
     keys = [(m["entityUrn"], m["aspect"]["value"]) for m in gms.accepted()]
     assert len(keys) == len(set(keys)) == 100
@@ -139,14 +140,26 @@ def test_flush_delivers_everything_in_submission_order(outbox_path: Path) -> Non
 
 def test_flush_counts_what_the_shipper_thread_is_still_settling(outbox_path: Path) -> None:
     dispatcher, sink = recording_dispatcher(outbox_path)
-    settle = dispatcher.outbox.settle
+    settle, spool = dispatcher.outbox.settle, dispatcher._spool
+    flushing = threading.Event()
+    test_thread = threading.get_ident()
+
+    def spool_noting_the_flush(*args: Any, **kwargs: Any) -> bool:
+        if threading.get_ident() == test_thread:  # the flush's first step
+            flushing.set()
+        return spool(*args, **kwargs)
 
     def slow_settle(*args: Any, **kwargs: Any) -> int:
         done = settle(*args, **kwargs)
-        time.sleep(0.3)  # committed (the outbox says nothing waits), not yet counted
+        # Committed (the outbox says nothing waits), not yet counted: stay here until the
+        # flush has begun, then 0.1 s more, in which a flush that did not wait for this step
+        # would read the count without these two.
+        flushing.wait(10)
+        time.sleep(0.1)
         return done
 
     dispatcher.outbox.settle = slow_settle  # type: ignore[method-assign]
+    dispatcher._spool = spool_noting_the_flush  # type: ignore[method-assign]
     dispatcher.submit(run_events("r", 0))
     assert wait_until(lambda: len(sink.records) == 2 and dispatcher.outbox.waiting("rec") == 0)
     report = dispatcher.flush(5)
@@ -168,12 +181,13 @@ def test_outage_backs_off_then_delivers_everything_in_order(outbox_path: Path, c
     dispatcher, sink = recording_dispatcher(outbox_path)
     sink.down = True
     with caplog.at_level("WARNING", logger="datahub_airflow_listener"):
+        began = time.monotonic()
         for i in range(20):
             dispatcher.submit(run_events(f"r{i}", i * 2))
-            time.sleep(0.01)
-        time.sleep(0.3)
-        calls_while_down = sink.emit_calls
-        assert dispatcher.counts().waiting == 40
+            time.sleep(0.01)  # submissions spread over the outage: each wakes the shipper
+        assert wait_until(lambda: dispatcher.counts().waiting == 40)
+        assert wait_until(lambda: sink.emit_calls >= 1)
+        calls_while_down, down_for = sink.emit_calls, time.monotonic() - began
         sink.down = False
         assert wait_until(lambda: len(sink.records) == 40, timeout=5)
         # the "accepts events again" line is logged just after the delivery that succeeded
@@ -181,7 +195,10 @@ def test_outage_backs_off_then_delivers_everything_in_order(outbox_path: Path, c
             lambda: any("accepts events again" in r.getMessage() for r in caplog.records),
             timeout=5,
         )
-    assert 1 <= calls_while_down < 15  # backed off, no tight loop
+    # Backed off: the policy (20 ms doubling up to 100 ms, jittered down to half) allows a few
+    # calls and then one per 50 ms at most; a shipper that did not back off, or tried again on
+    # every submission, makes far more.
+    assert 1 <= calls_while_down < 10 + 40 * down_for
     assert seqs(sink.wire_mcps) == list(range(40))
     lines = [r.getMessage() for r in caplog.records if "destination rec " in r.getMessage()]
     failing = [line for line in lines if "is failing" in line]
@@ -271,7 +288,7 @@ def test_an_exiting_process_waits_a_bounded_time_for_its_own_events(outbox_path:
     other.put("rec", records("later", range(3, 5)))
     started = time.monotonic()
     report = dispatcher.flush(0.3, only_own=True)  # the holder ships nothing: bounded
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 5.0  # not the holder's 60 s lease
     assert report.timed_out and report.waiting == 3 and not sink.records
 
 
@@ -280,18 +297,27 @@ def test_an_exiting_process_waits_only_for_its_own_events(outbox_path: Path) -> 
     dispatcher, sink = recording_dispatcher(outbox_path)
     dispatcher.outbox.put("rec", records("mine", range(3)))
     other.put("rec", records("later", range(3, 5)))
+    waiting_mine, looked = dispatcher.outbox.waiting_mine, threading.Event()
+
+    def noting_waiting_mine(*args: Any, **kwargs: Any) -> int:
+        left = waiting_mine(*args, **kwargs)
+        looked.set()
+        return left
+
+    dispatcher.outbox.waiting_mine = noting_waiting_mine  # type: ignore[method-assign]
 
     def holder_ships_mine() -> None:
-        time.sleep(0.2)
+        looked.wait(10)  # the exit flush has found its own events waiting
         rows = other.claim("rec", shipping, 3, ttl_sec=60) or []
         other.settle("rec", rows[:3])  # what the other process delivered
 
     thread = threading.Thread(target=holder_ships_mine)
     thread.start()
     started = time.monotonic()
-    report = dispatcher.flush(5, only_own=True)
+    report = dispatcher.flush(20, only_own=True)
     thread.join()
-    assert time.monotonic() - started < 2.0  # done when its own are, not the later ones
+    # Done when its own are, not at the end of its budget waiting for the later ones.
+    assert time.monotonic() - started < 10
     assert report.ok and not sink.records
     assert dispatcher.outbox.waiting("rec") == 2
 
@@ -328,7 +354,9 @@ def test_an_exiting_process_hands_the_sink_over_once_its_own_are_delivered(
     assert Outbox(outbox_path).counts("rec").lease_holder is None
     shipped = len(sink.records)
     assert 2 <= shipped < 12
-    time.sleep(0.5)  # it does not go on with the later rows behind the new holder's back
+    # It does not go on with the later rows behind the new holder's back. Nothing to wait
+    # for: 0.5 s is three of its 0.15 s steps, time for a shipper that went on to ship more.
+    time.sleep(0.5)
     assert len(sink.records) == shipped
     taker = Outbox(outbox_path)
     assert taker.acquire("rec", "host:1:next", ttl_sec=60)  # the next sender takes over at once
@@ -385,7 +413,8 @@ def test_close_stops_everything_and_later_submits_are_ignored(outbox_path: Path)
     assert dispatcher.close(timeout=5).delivered == 1
     assert sink.closed
     dispatcher.submit([mcp("a", 2)])
-    time.sleep(0.05)
+    # Nothing to wait for: time for a sender that took the submit after all to deliver it.
+    time.sleep(0.2)
     assert len(sink.records) == 1
     assert not (dispatcher._thread and dispatcher._thread.is_alive())
 
@@ -469,13 +498,13 @@ def test_an_exiting_process_does_not_wait_for_a_destination_known_to_fail(
     dispatcher.short_lived = True  # a task process: its shipper leaves the destination alone
     dispatcher.submit(run_events("mine", 0))
     started = time.monotonic()
-    report = dispatcher.flush(5, only_own=True)
-    assert time.monotonic() - started < 0.5
+    report = dispatcher.flush(10, only_own=True)
+    assert time.monotonic() - started < 5.0  # it did not wait out its budget
     assert report.waiting == 2 and not sink.records
     assert Outbox(outbox_path).waiting("rec") == 2  # durable
     again = time.monotonic()
-    dispatcher.flush(5, only_own=True)  # the exit handler after before_stopping: no-op
-    assert time.monotonic() - again < 0.05
+    dispatcher.flush(10, only_own=True)  # the exit handler after before_stopping: no-op
+    assert time.monotonic() - again < 5.0
 
 
 def test_a_short_lived_process_leaves_a_slow_destination_to_the_others(
@@ -486,7 +515,9 @@ def test_a_short_lived_process_leaves_a_slow_destination_to_the_others(
     dispatcher.short_lived = True
     dispatcher.submit(run_events("mine", 0))
     assert wait_until(lambda: dispatcher.outbox.waiting("rec") == 2)
-    time.sleep(0.3)  # a few shipper cycles (poll 0.1 s): it starts no request
+    # It starts no request. Nothing to wait for: 0.3 s is three of its 0.1 s polls, time for
+    # a shipper that ignored the destination's health to send the two.
+    time.sleep(0.3)
     assert not sink.records
     dispatcher.short_lived = False  # a long-lived process delivers
     assert dispatcher.flush(5).ok and len(sink.records) == 2
@@ -510,7 +541,9 @@ def test_a_slow_destination_is_not_sent_the_same_batch_by_each_exiting_task(
     for n in range(6):
         run_exiting_process(gms.url, outbox_path, 0.05, str(n * 5))
     assert Outbox(outbox_path).health("rest", max_age_sec=60).slow
-    time.sleep(1.5)  # the request the first process left behind is processed
+    # The request the first process left behind is answered (nothing more is on its way: every
+    # process has exited).
+    assert wait_until(gms.idle, timeout=10)
     assert len(gms.accepted()) <= 5  # at most its one batch
     gms.delay_sec = 0.0
     dispatcher = build_dispatcher(
@@ -526,7 +559,7 @@ def test_a_slow_destination_is_not_sent_the_same_batch_by_each_exiting_task(
 
 
 def test_process_exit_is_bounded_and_leaves_events_on_disk(outbox_path: Path, gms: FakeGms) -> None:
-    gms.delay_sec = 5.0
+    gms.delay_sec = 20.0
     elapsed = run_exiting_process(gms.url, outbox_path, 0.5)
-    assert elapsed < 4.0  # interpreter start + 0.5 s flush, never the 5 s answer
+    assert elapsed < 10.0  # interpreter start + 0.5 s flush, never the 20 s answer
     assert Outbox(outbox_path).waiting("rest") == 5

@@ -11,14 +11,14 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from transport_helpers import record
 
 from datahub_airflow_listener.transport import Outbox, WireRecord
 from datahub_airflow_listener.transport.outbox import new_holder_id
+from tests.support.waiting import wait_until
+from tests.unit.transport.transport_helpers import record
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -158,8 +158,7 @@ def test_one_lease_holder_at_a_time_until_release_or_expiry(outbox_path: Path) -
     assert outbox.claim("rest", "host:2:b", 10) is None
     outbox.release("rest", "host:1:a")
     assert outbox.claim("rest", "host:2:b", 10, ttl_sec=0.2) is not None
-    time.sleep(0.25)
-    assert outbox.claim("rest", "host:1:a", 10) is not None  # expired
+    assert wait_until(lambda: outbox.claim("rest", "host:1:a", 10) is not None)  # expired
     assert outbox.counts("rest").lease_holder == "host:1:a"
 
 

@@ -6,7 +6,6 @@ import logging
 import time
 
 import pytest
-from transport_helpers import TOKEN, record, rest_settings, seqs
 
 from datahub_airflow_listener.transport import (
     AuthError,
@@ -17,6 +16,7 @@ from datahub_airflow_listener.transport import (
     TransientError,
 )
 from tests.support.fake_gms import FakeGms
+from tests.unit.transport.transport_helpers import TOKEN, record, rest_settings, seqs
 
 
 def rest(url: str, **overrides: object) -> RestTransport:
@@ -229,9 +229,9 @@ def test_connection_refused_is_transient(gms: FakeGms) -> None:
 def test_a_deadline_never_cuts_a_request_short(gms: FakeGms) -> None:
     """The caller's deadline decides whether a request starts, not how long it may take: a
     request cut short may still be processed, and its events would then arrive twice."""
-    gms.delay_sec = 0.6
+    gms.delay_sec = 1.0  # the request outlives the deadline
     transport = rest(gms.url)
-    report = transport.emit_records(records(2), deadline=time.monotonic() + 0.05)
+    report = transport.emit_records(records(2), deadline=time.monotonic() + 0.5)
     assert report.error is None and report.pending == 0
     assert len(gms.accepted()) == 2
     late = transport.emit_records(records(1), deadline=time.monotonic() - 1)

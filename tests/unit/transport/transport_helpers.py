@@ -1,10 +1,8 @@
-"""Helpers shared by the transport tests (imported as ``transport_helpers``, like the domain
-tests' ``domain_strategies``)."""
+"""Helpers shared by the transport tests (waiting for a condition: ``tests.support.waiting``)."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from datahub_airflow_listener.transport import WireRecord
@@ -42,13 +40,3 @@ def record(run: str, seq: int, status: str = "STARTED") -> WireRecord:
 def seqs(wire_mcps: list[dict[str, Any]]) -> list[int]:
     """The ``timestampMillis`` of each MCP, which the stand-ins use as a sequence number."""
     return [json.loads(m["aspect"]["value"])["timestampMillis"] for m in wire_mcps]
-
-
-def wait_until(condition: Any, timeout: float = 5.0, interval: float = 0.005) -> bool:
-    """Poll ``condition()`` until true or ``timeout``; return its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return bool(condition())
