@@ -1,5 +1,5 @@
 """Fixtures of the transport tests: a fake GMS on loopback (plain and with a token) and a
-fresh outbox path. Helpers live in ``transport_helpers``."""
+fresh outbox path. Helpers live in ``tests.unit.transport.transport_helpers``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from transport_helpers import TOKEN
 
 from tests.support.fake_gms import FakeGms
+from tests.unit.transport.transport_helpers import TOKEN
 
 
 @pytest.fixture

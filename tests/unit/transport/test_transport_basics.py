@@ -10,7 +10,6 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from transport_helpers import TOKEN, mcp, record
 
 from datahub_airflow_listener.transport import (
     EmitReport,
@@ -26,6 +25,7 @@ from datahub_airflow_listener.transport import (
 )
 from datahub_airflow_listener.transport.errors import redact
 from datahub_airflow_listener.transport.retry import BackoffPolicy, parse_retry_after
+from tests.unit.transport.transport_helpers import TOKEN, mcp, record
 
 
 def test_redact_hides_every_secret_and_bounds_length() -> None:

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from transport_helpers import mcp, record
 
 from datahub_airflow_listener.transport import FileConfig, FileTransport, TransportError
 from datahub_airflow_listener.transport.file import (
@@ -17,6 +16,7 @@ from datahub_airflow_listener.transport.file import (
     read_file_form,
     wire_to_file_form,
 )
+from tests.unit.transport.transport_helpers import mcp, record
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from transport_helpers import TOKEN
 
 from datahub_airflow_listener.transport.errors import (
     AuthError,
@@ -15,6 +14,7 @@ from datahub_airflow_listener.transport.errors import (
 )
 from datahub_airflow_listener.transport.http import ErrorTable, build_session
 from datahub_airflow_listener.transport.rest import RestConfig
+from tests.unit.transport.transport_helpers import TOKEN
 
 
 @pytest.mark.parametrize(

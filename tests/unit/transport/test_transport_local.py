@@ -8,9 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from transport_helpers import record
 
 from datahub_airflow_listener.transport import LocalConfig, LocalStore, TransientError
+from tests.unit.transport.transport_helpers import record
 
 
 @pytest.fixture

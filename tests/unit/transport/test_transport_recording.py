@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from transport_helpers import record
-
 from datahub_airflow_listener.transport import (
     PermanentError,
     RecordingConfig,
     RecordingTransport,
     TransientError,
 )
+from tests.unit.transport.transport_helpers import record
 
 
 def test_records_in_order_and_plays_failures() -> None:
