@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import seed_scenarios
-
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain.extras import (
     dataset_operation_mcps,
@@ -20,6 +18,7 @@ from datahub_airflow_listener.domain.openlineage import (
 )
 from datahub_airflow_listener.domain.runs import DagRunFacts, RunMapper, TaskRunFacts
 from datahub_airflow_listener.domain.templates import DataFlow, DataJob
+from tests.compat import seed_scenarios
 
 IN = "urn:li:dataset:(urn:li:dataPlatform:postgres,sales_db.raw_orders,PROD)"
 OUT = "urn:li:dataset:(urn:li:dataPlatform:s3,bucket/clean%2Corders,PROD)"

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from compat_oracle import check_metadata_file
 
 from datahub_airflow_listener.cli import main
 from datahub_airflow_listener.domain.mcp import file_form_to_wire
 from datahub_airflow_listener.transport.local import LocalConfig, LocalStore
+from tests.compat.compat_oracle import check_metadata_file
 from tests.unit.history.history_data import DAY_MS, example_mcps, rebased
 
 pytestmark = pytest.mark.compat

@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import compat_cases
 import pytest
-import seed_scenarios
 from avro.errors import AvroException
-from compat_oracle import assert_round_trips, normalize, oracle_mcp, schema_order_errors
 
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from tests.compat import compat_cases, seed_scenarios
+from tests.compat.compat_oracle import (
+    assert_round_trips,
+    normalize,
+    oracle_mcp,
+    schema_order_errors,
+)
 
 pytestmark = pytest.mark.compat
 

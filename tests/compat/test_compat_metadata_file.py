@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import compat_cases
 import pytest
-from compat_oracle import check_metadata_file
+
+from tests.compat import compat_cases
+from tests.compat.compat_oracle import check_metadata_file
 
 pytestmark = pytest.mark.compat
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import datahub.emitter.mce_builder as builder
 import pytest
-from compat_oracle import assert_round_trips, normalize, oracle_mcp
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.emitter.mcp_builder import mcps_from_mce
 from datahub.metadata import schema_classes as sc
@@ -26,6 +25,7 @@ from datahub_airflow_listener.domain.extras import (
 )
 from datahub_airflow_listener.domain.foreign import proposals_of
 from datahub_airflow_listener.domain.templates import DataJob
+from tests.compat.compat_oracle import assert_round_trips, normalize, oracle_mcp
 
 pytestmark = pytest.mark.compat
 

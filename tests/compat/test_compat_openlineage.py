@@ -4,10 +4,8 @@ carrying column lineage and transform logic are accepted and read back whole."""
 
 from __future__ import annotations
 
-import compat_cases
 import pytest
 from avro.errors import AvroException
-from compat_oracle import assert_round_trips, oracle_mcp
 from datahub.emitter import mce_builder as acryl
 from datahub.metadata.schema_classes import DataJobInputOutputClass, DataTransformLogicClass
 
@@ -18,6 +16,8 @@ from datahub_airflow_listener.domain.openlineage import (
     ol_dataset_urn,
     schema_field_urn,
 )
+from tests.compat import compat_cases
+from tests.compat.compat_oracle import assert_round_trips, oracle_mcp
 from tests.support.openlineage_cases import CASES
 
 pytestmark = pytest.mark.compat

@@ -276,7 +276,7 @@ def _check_events(inst: Instance, want: Mapping[int | None, str], label: str) ->
 
 _ORACLE_SCRIPT = """
 import json, sys
-from compat_oracle import assert_round_trips
+from tests.compat.compat_oracle import assert_round_trips
 errors = []
 for mcp in json.load(sys.stdin):
     try:
@@ -299,7 +299,7 @@ def oracle_errors(mcps: Sequence[Mapping[str, Any]]) -> list[str] | None:
         input=json.dumps(list(mcps)),
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": f"{repo / 'tests' / 'compat'}{os.pathsep}{repo}"},
+        env={**os.environ, "PYTHONPATH": str(repo)},
         timeout=300,
         check=False,
     )

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import assert_one_error_line, fill_store, run_cli
 
 from datahub_airflow_listener.cli.sources import TOKEN_ENV
 from datahub_airflow_listener.domain.runs import RunMapper
 from datahub_airflow_listener.transport.gms_read import GmsReader
 from datahub_airflow_listener.transport.rest import RestConfig
 from tests.support.fake_gms_read import FakeGmsRead
+from tests.unit.cli.cli_helpers import assert_one_error_line, fill_store, run_cli
 from tests.unit.history.history_data import DAY_MS, EXAMPLE_DAGS, example_mcps, rebased
 
 TOKEN = "s3cr3t-token-value"

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli
+
+from tests.unit.cli.cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[3]
 FORBIDDEN = ("airflow", "requests", "urllib3", "sqlite3", "_sqlite3", "datahub")

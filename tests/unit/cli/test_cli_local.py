@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_error_line, fill_store, run_cli
 
 from datahub_airflow_listener.cli.times import format_ms
 from datahub_airflow_listener.domain import history
+from tests.unit.cli.cli_helpers import assert_one_error_line, fill_store, run_cli
 from tests.unit.history.history_data import (
     DAY_MS,
     dag_run,

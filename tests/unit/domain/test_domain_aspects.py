@@ -8,12 +8,12 @@ from typing import Any
 
 import attrs
 import pytest
-from domain_strategies import job_aspects, process_instance_aspects
 from hypothesis import given
 
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain.encode import aspect_to_json, dumps, encoder_source
 from datahub_airflow_listener.domain.parse import aspect_from_dict
+from tests.unit.domain.domain_strategies import job_aspects, process_instance_aspects
 
 STAMP = a.AuditStamp(time=1_700_000_000_000)
 

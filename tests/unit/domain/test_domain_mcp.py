@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import pytest
-from domain_strategies import job_aspects, process_instance_aspects
 from hypothesis import given
 from hypothesis import strategies as st
 
 from datahub_airflow_listener.domain import aspects as a
 from datahub_airflow_listener.domain import mcp as m
 from datahub_airflow_listener.domain.errors import InvalidAspectError, InvalidUrnError
+from tests.unit.domain.domain_strategies import job_aspects, process_instance_aspects
 
 DPI = "urn:li:dataProcessInstance:3b554376399927fc165c8e4325700faf"
 JOB = "urn:li:dataJob:(urn:li:dataFlow:(airflow,d,prod),t)"

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import pytest
-from domain_strategies import airflow_id, map_index, run_id
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from datahub_airflow_listener.domain.urns import (
     make_data_job_urn,
     make_data_process_instance_urn,
 )
+from tests.unit.domain.domain_strategies import airflow_id, map_index, run_id
 
 RUN = "scheduled__2024-01-01T00:00:00+00:00"
 IN = "urn:li:dataset:(urn:li:dataPlatform:postgres,db.raw,PROD)"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import urllib.parse
 
-from domain_strategies import RESERVED, airflow_id, part
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datahub_airflow_listener.domain import urns as u
 from datahub_airflow_listener.domain.errors import InvalidUrnError
+from tests.unit.domain.domain_strategies import RESERVED, airflow_id, part
 
 _DECODE = {"%2C": ",", "%28": "(", "%29": ")", "%E2%90%9F": "\u241f"}
 
