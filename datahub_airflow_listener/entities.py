@@ -15,8 +15,18 @@ from datahub_airflow_listener.domain.urns import make_dataset_urn, parse_urn
 __all__ = ["Dataset", "Urn"]
 
 
+class _Entity:
+    """Base of the annotation classes (the official plugin's name, for DAG code that
+    subclasses or checks it). The listener needs only a ``urn`` property: any class with one
+    is read the same way."""
+
+    @property
+    def urn(self) -> str:
+        raise NotImplementedError
+
+
 @attrs.frozen
-class Dataset:
+class Dataset(_Entity):
     platform: str
     name: str
     env: str = "PROD"
@@ -35,7 +45,7 @@ class Dataset:
 
 
 @attrs.frozen
-class Urn:
+class Urn(_Entity):
     value: str
 
     @property

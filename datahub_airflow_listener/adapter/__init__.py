@@ -5,7 +5,10 @@ One line per module:
 * ``plugin`` -- the Airflow plugin; registers the listener (entry point ``airflow.plugins``).
 * ``provider`` -- provider metadata: the ``datahub-rest`` / ``datahub-file`` connection types.
 * ``ui_fields`` -- the connection forms' labels (plain data).
-* ``hooks`` -- the connection hooks of those two types, connection -> transport settings.
+* ``hooks`` -- the connection hooks of those two types, connection -> transport settings;
+  also the official plugin's hook names (generic, composite, Kafka: refused clearly).
+* ``emitter`` -- what DAG code emits itself, to one connection, through the outbox.
+* ``operators`` -- ``DatahubEmitterOperator``: a task that emits the MCPs a DAG built.
 * ``listener`` -- the hook implementations Airflow calls; never raise, register everywhere.
 * ``recorder`` -- what each hook does: guard, extract facts once, decide, hand over.
 * ``watcher`` -- the scheduler's watch of the metadata database (tries, runs ended unhooked).

@@ -48,6 +48,7 @@ __all__ = [
     "airflow_version",
     "asset_types",
     "base_hook_class",
+    "base_operator_class",
     "earlier_try_state",
     "dag_run_url",
     "enum_value",
@@ -257,11 +258,75 @@ def run_type_of(dag_run: Any, run_id: str | None) -> str | None:
 
 
 def get_task(ti: Any) -> Any | None:
-    """The operator attached to a task instance, or None (API server instances have none)."""
+    """The operator attached to a task instance, or None (API server instances have none).
+
+    Airflow 2 renders a task's inlets and outlets only inside ``execute()`` (its lineage
+    preparation), after the running hook, while 3.x has nothing to render there. So on 2.x,
+    in the process that runs the try and while it runs, with ``[datahub] render_templates``
+    (default true), a task whose inlets or outlets hold Jinja comes back as a copy with them
+    rendered by the try's context, the way Airflow will render them: the try's lineage is
+    read with the names it will have. The task Airflow runs is left untouched.
+    """
     try:
-        return getattr(ti, "task", None)
+        task = getattr(ti, "task", None)
     except Exception:
         return None
+    if task is None or is_airflow_3() or not _lineage_to_render(ti, task):
+        return task
+    try:
+        return _with_rendered_lineage(ti, task)
+    except Exception as exc:
+        log.debug("inlets/outlets of %s not rendered: %s", getattr(ti, "task_id", "?"), exc)
+        return task
+
+
+_JINJA: Final = ("{{", "{%")
+
+
+def _templated(item: Any) -> bool:
+    if isinstance(item, str):
+        return any(marker in item for marker in _JINJA)
+    return bool(getattr(item, "template_fields", None))
+
+
+def _lineage_to_render(ti: Any, task: Any) -> bool:
+    """An Airflow 2 try running in this process, render_templates on, Jinja in its lineage."""
+    if (
+        enum_value(getattr(ti, "state", None)) != "running"
+        or getattr(ti, "pid", None) != os.getpid()
+    ):
+        return False
+    items = [*(getattr(task, "inlets", None) or ()), *(getattr(task, "outlets", None) or ())]
+    if not any(_templated(i) for i in items):
+        return False
+    from datahub_airflow_listener.adapter.config import get_config
+
+    return get_config().render_templates
+
+
+def _with_rendered_lineage(ti: Any, task: Any) -> Any:
+    import copy
+
+    from sqlalchemy.orm import object_session
+
+    # The try's own session: a new one would be the thread's scoped session, which is the
+    # task runner's, and would be committed and closed under it.
+    context = ti.get_template_context(session=object_session(ti))
+    jinja_env = task.get_template_env()
+
+    def rendered(items: Any) -> list[Any]:
+        out = []
+        for item in items or ():
+            if _templated(item):
+                out.append(task.render_template(copy.deepcopy(item), context, jinja_env))
+            else:
+                out.append(item)
+        return out
+
+    clone = copy.copy(task)
+    object.__setattr__(clone, "inlets", rendered(getattr(task, "inlets", None)))
+    object.__setattr__(clone, "outlets", rendered(getattr(task, "outlets", None)))
+    return clone
 
 
 def get_dag_run(ti: Any) -> Any | None:
@@ -385,6 +450,20 @@ def base_hook_class() -> type:
         from airflow.hooks.base import BaseHook as LegacyBaseHook  # type: ignore[attr-defined]
 
         return LegacyBaseHook  # type: ignore[no-any-return]
+
+
+def base_operator_class() -> type:
+    """Airflow's BaseOperator for this release (task SDK on 3.x, ``airflow.models`` on 2.x)."""
+    try:
+        from airflow.sdk import BaseOperator
+
+        return BaseOperator  # type: ignore[no-any-return]
+    except ImportError:
+        from airflow.models.baseoperator import (  # type: ignore[attr-defined]
+            BaseOperator as LegacyBaseOperator,
+        )
+
+        return LegacyBaseOperator  # type: ignore[no-any-return]
 
 
 # -- UI links -----------------------------------------------------------------------------------

@@ -48,14 +48,34 @@ asset_connections              (none)                    JSON ``{"<scheme>://<ho
                                                          "convert_urns_to_lowercase",
                                                          "platform"}}``: how datasets reached
                                                          through a connection are named
+asset_naming                   datahub                   ``datahub``: Airflow Asset URIs named as
+                                                         DataHub's sources name the table
+                                                         (``db.schema.table``); ``official``: as
+                                                         the official plugin 1.7 names them
+                                                         (``host:port/db/schema/table``)
+datajob_url_link               tasks                     the Airflow UI page a DataJob links to:
+                                                         ``tasks`` (Airflow 3's task page; the
+                                                         grid on Airflow 2), ``grid`` (the grid,
+                                                         task selected), ``taskinstance`` (Airflow
+                                                         2's task instance list)
+render_templates               true                      Airflow 2: render Jinja in a task's
+                                                         inlets/outlets before reading them when
+                                                         its try starts (Airflow 2 renders them
+                                                         only inside execute())
+log_level                      (Airflow's)               level of this plugin's loggers
+                                                         (``DEBUG``, ``INFO``, ``WARNING``...)
+debug_emitter                  false                     log every MCP handed to the sender, with
+                                                         its aspect (INFO)
+token                          (none)                    DataHub token for a ``datahub-rest``
+                                                         connection that has no password
 =============================  ========================  ==========================================
 
 Allow/deny JSON has the official plugin's shape: ``{"allow": [...], "deny": [...],
 "ignoreCase": true}``; deny wins; patterns are ``re.match``-ed (anchored at the start).
 
 A malformed value or an unknown key gets ONE warning naming the key and the default is used:
-the plugin never stops Airflow from starting. Keys of the official plugin that this plugin
-does not use are listed in one INFO line.
+the plugin never stops Airflow from starting. Keys of the official plugin that cannot apply
+here are listed in one INFO line, each with the reason.
 
 **Kill switch, without a restart** (:func:`kill_switch_engaged`, checked at the top of every
 hook, cost: one dict lookup and one ``stat``):
@@ -92,6 +112,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "OFFICIAL_KILL_SWITCH_ENV",
     "AllowDeny",
+    "apply_log_level",
+    "official_plugin_version",
     "DatahubConfig",
     "get_config",
     "kill_switch_engaged",
@@ -104,24 +126,27 @@ OFFICIAL_KILL_SWITCH_ENV: Final = "AIRFLOW_VAR_DATAHUB_AIRFLOW_PLUGIN_DISABLE_LI
 DEFAULT_CONN_ID: Final = "datahub_rest_default"
 KILL_SWITCH_FILENAME: Final = "disabled"
 
-# Keys the official plugin reads that mean nothing here (lineage extraction, SQL parsing,
-# debugging): accepted silently but for one INFO line, so a shared airflow.cfg works.
-_OFFICIAL_ONLY_KEYS: Final = frozenset(
-    {
-        "datahub_conn_id",
-        "datajob_url_link",
-        "debug_emitter",
-        "disable_openlineage_plugin",
-        "enable_multi_statement_sql_parsing",
-        "extract_athena_operator",
-        "extract_bigquery_insert_job_operator",
-        "extract_teradata_operator",
-        "graceful_exceptions",
-        "log_level",
-        "patch_sql_parser",
-        "render_templates",
-    }
-)
+# Keys the official plugin reads that cannot apply here, with the reason given in the one INFO
+# line that lists them (so a shared airflow.cfg works and nobody wonders what they do).
+_OFFICIAL_ONLY_KEYS: Final[Mapping[str, str]] = {
+    "datahub_conn_id": "the connection ids are read from conn_id, by both plugins",
+    "disable_openlineage_plugin": "the OpenLineage provider's own listener is left as it is",
+    "emit_mode": "events always go through the outbox, delivered in the background",
+    "enable_multi_statement_sql_parsing": "SQL is read by the OpenLineage provider's parser",
+    "extract_athena_operator": "operators report their lineage themselves; none is patched",
+    "extract_bigquery_insert_job_operator": "operators report their lineage themselves; none "
+    "is patched",
+    "extract_teradata_operator": "operators report their lineage themselves; none is patched",
+    "graceful_exceptions": "this plugin never raises into Airflow",
+    "patch_sql_parser": "the OpenLineage provider's SQL parser is used as it is",
+    "normalize_object_storage_urns": "object-store datasets are always named as DataHub's "
+    "S3/GCS/ABS sources name them",
+    "capture_ol_file_datasets": "local files a task reports are recorded like any dataset",
+    "capture_bigquery_temp_datasets": "no BigQuery-specific filtering (use dataset_pattern)",
+    "bigquery_temp_table_dataset_prefix": "no BigQuery-specific filtering (use dataset_pattern)",
+}
+DATAJOB_URL_LINKS: Final = ("tasks", "grid", "taskinstance")
+ASSET_NAMINGS: Final = ("datahub", "official")
 
 _TRUE: Final = frozenset({"true", "t", "1", "yes", "y", "on"})
 _FALSE: Final = frozenset({"false", "f", "0", "no", "n", "off"})
@@ -269,6 +294,13 @@ class DatahubConfig:
     extractor_timeout_sec: float = 5.0
     disabled_for_operators: tuple[str, ...] = ()
     asset_connections: Mapping[str, ConnectionDetail] = attrs.field(factory=dict)
+    asset_naming: str = "datahub"
+    datajob_url_link: str = "tasks"
+    render_templates: bool = True
+    log_level: str | None = None
+    debug_emitter: bool = False
+    # A GMS token for datahub-rest connections without a password; never shown in a repr.
+    token: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.kill_switch_file:
@@ -347,6 +379,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().upper()
+    if not isinstance(logging.getLevelName(value), int):
+        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return value
+
+
 def _conn_ids(text: str) -> tuple[str, ...]:
     ids = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not ids:
@@ -387,6 +436,12 @@ _KNOWN_KEYS: Final = frozenset(
         "extractor_timeout_sec",
         "disabled_for_operators",
         "asset_connections",
+        "asset_naming",
+        "datajob_url_link",
+        "render_templates",
+        "log_level",
+        "debug_emitter",
+        "token",
     }
 )
 
@@ -394,16 +449,10 @@ _KNOWN_KEYS: Final = frozenset(
 def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
     """Build the config from raw ``{key: text}`` values. Never raises; warns once per bad key."""
     r = _Reader({k.lower(): v for k, v in raw.items() if isinstance(v, str)})
-    unknown = sorted(set(r.raw) - _KNOWN_KEYS - _OFFICIAL_ONLY_KEYS)
+    unknown = sorted(set(r.raw) - _KNOWN_KEYS - set(_OFFICIAL_ONLY_KEYS))
     for key in unknown:
         _warn_once(key, f"[{SECTION}] unknown key {key!r} is ignored")
-    official_only = sorted(set(r.raw) & _OFFICIAL_ONLY_KEYS)
-    if official_only:
-        _info_once(
-            "official-only",
-            f"[{SECTION}] keys of the official DataHub plugin not used by this plugin: "
-            + ", ".join(official_only),
-        )
+    _info_not_applying(r)
 
     defaults = DatahubConfig(outbox_path="")
     conn_text = r.text("conn_id")
@@ -445,7 +494,36 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         extractor_timeout_sec=r.parse("extractor_timeout_sec", 5.0, _positive_float),
         disabled_for_operators=r.parse("disabled_for_operators", (), _names),
         asset_connections=r.parse("asset_connections", {}, _connections),
+        asset_naming=r.parse("asset_naming", "datahub", _choice(*ASSET_NAMINGS)),
+        datajob_url_link=r.parse("datajob_url_link", "tasks", _choice(*DATAJOB_URL_LINKS)),
+        render_templates=r.parse("render_templates", True, _bool),
+        log_level=r.parse("log_level", None, _log_level),
+        debug_emitter=r.parse("debug_emitter", False, _bool),
+        token=r.text("token"),
     )
+
+
+def _info_not_applying(r: _Reader) -> None:
+    """One INFO line naming the keys set here that cannot apply, and why each."""
+    reasons = {k: why for k, why in _OFFICIAL_ONLY_KEYS.items() if k in r.raw}
+    from datahub_airflow_listener.adapter import compat
+
+    airflow_3 = compat.is_airflow_3()
+    link = (r.text("datajob_url_link") or "").lower()
+    if airflow_3 and r.text("render_templates") is not None:
+        reasons["render_templates"] = (
+            "Airflow 3 renders a task's templated fields before any listener hook"
+        )
+    if airflow_3 and link == "taskinstance":
+        reasons["datajob_url_link"] = "Airflow 3 has no task instance list; linking the task page"
+    elif not airflow_3 and link == "tasks" and compat.airflow_version():
+        reasons["datajob_url_link"] = "Airflow 2 has no task page; linking the grid"
+    if reasons:
+        _info_once(
+            "official-only",
+            f"[{SECTION}] keys of the official DataHub plugin that cannot apply here: "
+            + "; ".join(f"{k} ({why})" for k, why in sorted(reasons.items())),
+        )
 
 
 def read_raw_section() -> dict[str, str]:
@@ -458,7 +536,7 @@ def read_raw_section() -> dict[str, str]:
     """
     from airflow.configuration import conf
 
-    names: set[str] = set(_KNOWN_KEYS | _OFFICIAL_ONLY_KEYS)
+    names: set[str] = set(_KNOWN_KEYS | set(_OFFICIAL_ONLY_KEYS))
     try:
         section = conf.getsection(SECTION) or {}
         names.update(str(k).lower() for k in section)
@@ -509,9 +587,19 @@ def load_config() -> DatahubConfig:
         _warn_once("<section>", f"[{SECTION}] could not be read ({exc}); using defaults")
         raw = {}
     config = parse_config(raw)
+    apply_log_level(config)
     if config.enabled:
         _warn_if_official_plugin_active()
     return config
+
+
+_LOGGER_NAME: Final = "datahub_airflow_listener"
+
+
+def apply_log_level(config: DatahubConfig) -> None:
+    """``[datahub] log_level``: the level of this package's loggers (unset: Airflow's)."""
+    if config.log_level:
+        logging.getLogger(_LOGGER_NAME).setLevel(config.log_level)
 
 
 def get_config() -> DatahubConfig:
@@ -545,22 +633,36 @@ def kill_switch_engaged(config: DatahubConfig) -> bool:
     return True
 
 
-def _warn_if_official_plugin_active() -> None:
-    """Warn once when the official DataHub plugin would emit too (same [datahub] section)."""
-    import importlib.util
+OFFICIAL_DISTRIBUTION: Final = "acryl-datahub-airflow-plugin"
+
+
+def official_plugin_version() -> str | None:
+    """The version of the official plugin's distribution if it is installed, else None.
+
+    Its distribution is what counts, not the import name: this package provides
+    ``datahub_airflow_plugin`` too.
+    """
+    from importlib import metadata
 
     try:
-        installed = importlib.util.find_spec("datahub_airflow_plugin") is not None
-    except (ImportError, ValueError):
-        installed = False
-    if not installed:
+        return metadata.version(OFFICIAL_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+    except Exception:  # a broken metadata directory: assume it is not there
+        return None
+
+
+def _warn_if_official_plugin_active() -> None:
+    """Warn once when the official DataHub plugin would emit too (same [datahub] section)."""
+    version = official_plugin_version()
+    if version is None:
         return
     flag = os.environ.get(OFFICIAL_KILL_SWITCH_ENV, "").strip().lower()
     if flag in _TRUE:
         return
     _warn_once(
         "official-plugin",
-        "the official DataHub Airflow plugin (datahub_airflow_plugin) is installed and enabled "
-        "too; both will emit runs of the same DAGs (task runs to the same urns). Uninstall "
-        "acryl-datahub-airflow-plugin to use only this plugin.",
+        f"the official DataHub Airflow plugin ({OFFICIAL_DISTRIBUTION} {version}) is installed "
+        "and enabled too; both will emit runs of the same DAGs (task runs to the same urns). "
+        f"Uninstall {OFFICIAL_DISTRIBUTION} to use only this plugin.",
     )

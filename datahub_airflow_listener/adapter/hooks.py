@@ -24,24 +24,37 @@ is registered with Airflow's secrets masker when available, and :func:`redacted`
 form of the settings that may be logged.
 
 Where the connection is resolved: :func:`datahub_airflow_listener.adapter.compat.get_connection`.
+
+DAG code written for the official plugin also finds its hook names and methods here:
+``emit(items)`` (``emit_mces``, ``emit_mcps``) and ``make_emitter()`` send through the outbox
+(:mod:`.emitter`); ``DatahubGenericHook`` / ``DatahubCompositeHook`` pick the hook by the
+connection's type; ``SynchronizedFileHook`` is the official name of the file hook;
+``DatahubKafkaHook`` imports, and raises one clear error when used (no Kafka here).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from datahub_airflow_listener.adapter import compat
 from datahub_airflow_listener.adapter.ui_fields import FILE_UI_BEHAVIOUR, REST_UI_BEHAVIOUR
 
+if TYPE_CHECKING:
+    from datahub_airflow_listener.adapter.emitter import ConnectionEmitter
+
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DatahubCompositeHook",
     "DatahubFileHook",
+    "DatahubGenericHook",
+    "DatahubKafkaHook",
     "DatahubRestHook",
+    "SynchronizedFileHook",
     "HOOK_CLASSES",
     "ConnectionConfigError",
     "file_config_from_fields",
@@ -52,6 +65,12 @@ __all__ = [
 
 REST_CONN_TYPE: Final = "datahub-rest"
 FILE_CONN_TYPE: Final = "datahub-file"
+KAFKA_CONN_TYPE: Final = "datahub-kafka"
+KAFKA_UNSUPPORTED: Final = (
+    "datahub-airflow-listener sends to DataHub over REST (a datahub-rest connection) or to a "
+    "file (datahub-file), not through Kafka: point the connection id at a datahub-rest "
+    "connection to the GMS"
+)
 _REST_EXTRA_KEYS: Final = frozenset(
     {
         "timeout_sec",
@@ -132,12 +151,18 @@ _REST_EXTRA_PARSERS: Final = {
 }
 
 
-def rest_config_from_fields(fields: compat.ConnectionFields) -> dict[str, Any]:
-    """The ``datahub-rest`` transport settings of a connection. Raises ConnectionConfigError."""
+def rest_config_from_fields(
+    fields: compat.ConnectionFields, default_token: str | None = None
+) -> dict[str, Any]:
+    """The ``datahub-rest`` transport settings of a connection. Raises ConnectionConfigError.
+
+    ``default_token`` (``[datahub] token``) is the token when the connection has no password.
+    """
     config: dict[str, Any] = {"server": _server_url(fields.host or "", fields.port)}
-    if fields.password:
-        config["token"] = fields.password
-        _mask(fields.password)
+    token = fields.password or default_token
+    if token:
+        config["token"] = token
+        _mask(token)
     for key, value in fields.extra.items():
         if key not in _REST_EXTRA_KEYS:
             log.warning(
@@ -174,17 +199,22 @@ def file_config_from_fields(fields: compat.ConnectionFields) -> dict[str, Any]:
     return {"filename": path}
 
 
-def transport_config_for(fields: compat.ConnectionFields) -> tuple[str, dict[str, Any]]:
+def transport_config_for(
+    fields: compat.ConnectionFields, default_token: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """``(kind, settings)`` for the transport registry. ConnectionConfigError for other types.
 
     A connection given as a URI arrives as ``datahub_rest`` (Airflow turns ``-`` into ``_``
-    in URI schemes); both spellings are accepted.
+    in URI schemes); both spellings are accepted. ``default_token``: see
+    :func:`rest_config_from_fields`.
     """
     conn_type = (fields.conn_type or "").replace("_", "-").lower()
     if conn_type == REST_CONN_TYPE:
-        return REST_CONN_TYPE, rest_config_from_fields(fields)
+        return REST_CONN_TYPE, rest_config_from_fields(fields, default_token)
     if conn_type == FILE_CONN_TYPE:
         return FILE_CONN_TYPE, file_config_from_fields(fields)
+    if conn_type == KAFKA_CONN_TYPE:
+        raise ConnectionConfigError(KAFKA_UNSUPPORTED)
     raise ConnectionConfigError(
         f"connection {fields.conn_id!r} has type {fields.conn_type!r}; "
         f"expected {REST_CONN_TYPE} or {FILE_CONN_TYPE}"
@@ -243,8 +273,30 @@ class DatahubRestHook(_BaseHook):  # type: ignore[misc]
 
     def transport_config(self) -> dict[str, Any]:
         """This connection as ``datahub-rest`` transport settings."""
+        from datahub_airflow_listener.adapter.config import get_config
+
         fields = compat.get_connection(self.datahub_rest_conn_id)
-        return rest_config_from_fields(fields)
+        return rest_config_from_fields(fields, get_config().token)
+
+    def _get_config(self) -> tuple[str, str | None, float | None]:
+        """(server, token, timeout) of the connection, as the official hook's method gives."""
+        settings = self.transport_config()
+        return settings["server"], settings.get("token"), settings.get("timeout_sec")
+
+    def make_emitter(self) -> ConnectionEmitter:
+        """An emitter to this connection through the outbox (:mod:`.emitter`)."""
+        return _emitter(self.datahub_rest_conn_id)
+
+    def make_graph(self) -> Any:
+        raise NotImplementedError(GRAPH_UNSUPPORTED)
+
+    def emit(self, items: Sequence[Any]) -> None:
+        """Send MCPs (this package's, acryl-datahub's, MetadataChangeEvents); raises
+        :class:`~.emitter.EmitError` if DataHub refused one or it could not be delivered."""
+        self.make_emitter().emit_mcps(items)
+
+    emit_mces = emit
+    emit_mcps = emit
 
     def test_connection(self) -> tuple[bool, str]:
         """The form's Test button: ``GET /config`` on the server, with a clear message.
@@ -291,6 +343,16 @@ class DatahubFileHook(_BaseHook):  # type: ignore[misc]
         fields = compat.get_connection(self.datahub_file_conn_id)
         return file_config_from_fields(fields)
 
+    def make_emitter(self) -> ConnectionEmitter:
+        return _emitter(self.datahub_file_conn_id)
+
+    def emit(self, items: Sequence[Any]) -> None:
+        """Append MCPs to the file (through the outbox, like every event)."""
+        self.make_emitter().emit_mcps(items)
+
+    emit_mces = emit
+    emit_mcps = emit
+
     def test_connection(self) -> tuple[bool, str]:
         """Check that the output file's directory exists and is writable."""
         import os
@@ -305,6 +367,97 @@ class DatahubFileHook(_BaseHook):  # type: ignore[misc]
         if not os.access(directory, os.W_OK):
             return False, f"Directory {directory} is not writable"
         return True, f"Will write DataHub's file format to {path}"
+
+
+class SynchronizedFileHook(DatahubFileHook):
+    """The official plugin's name for the ``datahub-file`` hook (``datahub_conn_id``)."""
+
+    def __init__(self, datahub_conn_id: str = DatahubFileHook.default_conn_name) -> None:
+        super().__init__(datahub_file_conn_id=datahub_conn_id)
+        self.datahub_conn_id = datahub_conn_id
+
+
+class DatahubKafkaHook(_BaseHook):  # type: ignore[misc]
+    """The official plugin's Kafka hook, kept so DAG code that names it still imports; this
+    package does not send through Kafka, so every use raises one clear error."""
+
+    conn_name_attr = "datahub_kafka_conn_id"
+    default_conn_name = "datahub_kafka_default"
+    conn_type = KAFKA_CONN_TYPE
+    hook_name = "DataHub Kafka Sink (not supported by datahub-airflow-listener)"
+
+    def __init__(self, datahub_kafka_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.datahub_kafka_conn_id = datahub_kafka_conn_id
+
+    def make_emitter(self) -> Any:
+        raise NotImplementedError(KAFKA_UNSUPPORTED)
+
+    def emit(self, items: Sequence[Any]) -> None:
+        raise NotImplementedError(KAFKA_UNSUPPORTED)
+
+    emit_mces = emit
+    emit_mcps = emit
+
+
+class DatahubGenericHook(_BaseHook):  # type: ignore[misc]
+    """The hook for a connection of either type, chosen as the official plugin chooses: by
+    the connection's type, else by its id (``...rest...`` / ``...kafka...``)."""
+
+    def __init__(self, datahub_conn_id: str) -> None:
+        super().__init__()
+        self.datahub_conn_id = datahub_conn_id
+
+    def get_underlying_hook(self) -> Any:
+        fields = compat.get_connection(self.datahub_conn_id)
+        conn_type = (fields.conn_type or "").replace("_", "-").lower()
+        if conn_type == REST_CONN_TYPE:
+            return DatahubRestHook(self.datahub_conn_id)
+        if conn_type == FILE_CONN_TYPE:
+            return SynchronizedFileHook(self.datahub_conn_id)
+        if conn_type == KAFKA_CONN_TYPE:
+            return DatahubKafkaHook(self.datahub_conn_id)
+        if "rest" in self.datahub_conn_id:
+            return DatahubRestHook(self.datahub_conn_id)
+        if "kafka" in self.datahub_conn_id:
+            return DatahubKafkaHook(self.datahub_conn_id)
+        raise ConnectionConfigError(
+            f"connection {self.datahub_conn_id!r} has type {fields.conn_type!r}; "
+            f"expected {REST_CONN_TYPE} or {FILE_CONN_TYPE}"
+        )
+
+    def make_emitter(self) -> Any:
+        return self.get_underlying_hook().make_emitter()
+
+    def emit(self, items: Sequence[Any]) -> None:
+        self.get_underlying_hook().emit(items)
+
+    emit_mces = emit
+
+
+class DatahubCompositeHook(_BaseHook):  # type: ignore[misc]
+    """Emits to several connections, one after the other (each as :class:`DatahubGenericHook`)."""
+
+    def __init__(self, datahub_conn_ids: Sequence[str]) -> None:
+        super().__init__()
+        self.datahub_conn_ids = list(datahub_conn_ids)
+
+    def emit(self, items: Sequence[Any]) -> None:
+        listed = list(items)
+        for conn_id in self.datahub_conn_ids:
+            DatahubGenericHook(conn_id).emit(listed)
+
+
+GRAPH_UNSUPPORTED: Final = (
+    "make_graph() returns acryl-datahub's DataHubGraph, which datahub-airflow-listener does "
+    "not ship; install acryl-datahub and build DataHubGraph from the connection yourself"
+)
+
+
+def _emitter(conn_id: str) -> ConnectionEmitter:
+    from datahub_airflow_listener.adapter.emitter import ConnectionEmitter
+
+    return ConnectionEmitter(conn_id)
 
 
 HOOK_CLASSES: Final[dict[str, type]] = {

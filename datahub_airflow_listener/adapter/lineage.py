@@ -168,8 +168,8 @@ def task_lineage(task: Any, ti: Any = None, *, config: Any = None) -> TaskLineag
 
     ``ti``: the ending try's task instance; when given, the assets its asset aliases resolved
     to are added to the outlets (Airflow 3 in the task process; Airflow 2 where the try ran).
-    ``config``: anything with ``cluster``, ``dataset_pattern``, ``capture_airflow_assets`` and
-    ``asset_connections`` (the adapter's config); None means defaults.
+    ``config``: anything with ``cluster``, ``dataset_pattern``, ``capture_airflow_assets``,
+    ``asset_connections`` and ``asset_naming`` (the adapter's config); None means defaults.
     """
     label = _task_label(task)
     env = dataset_env(_safe_attr(config, "cluster"))
@@ -191,6 +191,7 @@ def task_lineage(task: Any, ti: Any = None, *, config: Any = None) -> TaskLineag
             env=env,
             dataset_pattern=pattern,
             connections=_safe_attr(config, "asset_connections") or None,
+            naming=_safe_attr(config, "asset_naming") or "datahub",
         )
     except Exception as exc:  # defensive: a hostile task object
         return TaskLineage((), (), (), (f"task {label}: lineage not read: {exc!r}",))

@@ -41,6 +41,7 @@ import attrs
 
 from datahub_airflow_listener.adapter import compat
 from datahub_airflow_listener.adapter.config import DatahubConfig, get_config
+from datahub_airflow_listener.domain.extras import with_instance_platform
 from datahub_airflow_listener.domain.runs import RunMapper
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def resolve_sink(config: DatahubConfig, conn_id: str) -> SinkSpec:
             )
         return local_sink(config)
     try:
-        kind, settings = transport_config_for(fields)
+        kind, settings = transport_config_for(fields, config.token)
     except ConnectionConfigError as exc:
         log.warning(
             "datahub-airflow-listener: connection %r unusable (%s); its events go to the "
@@ -216,7 +217,16 @@ class Runtime:
                 )
 
     def submit(self, mcps: Sequence[Any]) -> None:
+        """Hand MCPs to the sender, with the process instances' ``dataPlatformInstance`` when
+        ``[datahub] platform_instance`` is set (:func:`~..domain.extras.with_instance_platform`),
+        each logged first with ``debug_emitter``."""
         if mcps:
+            mcps = with_instance_platform(mcps, self.config.platform_instance)
+            if self.config.debug_emitter:
+                from datahub_airflow_listener.adapter.emitter import describe_mcp
+
+                for mcp in mcps:
+                    log.info("datahub-airflow-listener: emit %s", describe_mcp(mcp))
             dispatcher = self.dispatcher()
             if len(self._resolved) < len(self.config.conn_ids):
                 self.prepare()

@@ -141,7 +141,9 @@ def task_facts(
         inlets=lineage.inlets,
         outlets=lineage.outlets,
         upstream_jobs=lineage.upstream_jobs,
-        url=task_url(base_url, dag_id, task_id) if base_url else None,
+        url=task_url(base_url, dag_id, task_id, _get(config, "datajob_url_link"))
+        if base_url
+        else None,
         owner=_text(_get(task, "owner")),
     )
     return facts, lineage.warnings
@@ -260,14 +262,27 @@ def dag_url(base_url: str | None, dag_id: str) -> str | None:
     return f"{base}/dags/{quote(dag_id)}/grid"
 
 
-def task_url(base_url: str | None, dag_id: str, task_id: str) -> str | None:
-    """Link to the task in the Airflow UI (3.x: ``/dags/<id>/tasks/<task>``; 2.x: grid)."""
+def task_url(
+    base_url: str | None, dag_id: str, task_id: str, link: str | None = None
+) -> str | None:
+    """Link to the task in the Airflow UI, the page ``[datahub] datajob_url_link`` names.
+
+    ``tasks`` (default): 3.x ``/dags/<id>/tasks/<task>``; 2.x has no such page: its grid.
+    ``grid``: ``/dags/<id>/grid?task_id=<task>``. ``taskinstance``: 2.x's task instance list
+    (3.x has none: the task page). The same URLs the official plugin links.
+    """
     if not base_url:
         return None
     base = base_url.rstrip("/")
+    dag, task = quote(dag_id), quote(task_id)
+    grid = f"{base}/dags/{dag}/grid?task_id={task}"
+    if link == "grid":
+        return grid
     if compat.is_airflow_3():
-        return f"{base}/dags/{quote(dag_id)}/tasks/{quote(task_id)}"
-    return f"{base}/dags/{quote(dag_id)}/grid?task_id={quote(task_id)}"
+        return f"{base}/dags/{dag}/tasks/{task}"
+    if link == "taskinstance":
+        return f"{base}/taskinstance/list/?flt1_dag_id_equals={dag}&_flt_3_task_id={task}"
+    return grid
 
 
 def dag_version_key(dag_run: Any) -> Hashable | None:

@@ -12,6 +12,7 @@ import pytest
 from datahub_airflow_listener.adapter import config as cfg
 from datahub_airflow_listener.adapter.config import AllowDeny, DatahubConfig, parse_config
 from datahub_airflow_listener.adapter.logs import forget_said
+from tests.airflow.conftest import AIRFLOW_3
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +141,10 @@ def test_unknown_key_warns_once_and_official_only_keys_are_accepted(
         "datahub-airflow-listener: [datahub] unknown key 'clustr' is ignored"
     ]
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert any("patch_sql_parser, render_templates" in m for m in infos)
+    (line,) = [m for m in infos if "cannot apply here" in m]
+    assert "patch_sql_parser (the OpenLineage provider's SQL parser is used as it is)" in line
+    # render_templates means something on Airflow 2 only: named (with why) on 3
+    assert ("render_templates (Airflow 3 renders" in line) == AIRFLOW_3
 
 
 def test_official_dag_filter_str_is_honoured_and_the_new_name_wins(
@@ -258,14 +262,20 @@ def test_official_plugin_installed_is_warned_about_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.WARNING, logger="datahub_airflow_listener")
-    fake = tmp_path / "datahub_airflow_plugin"
+    # Its distribution is what counts (this package provides the import name too).
+    fake = tmp_path / "acryl_datahub_airflow_plugin-1.7.0.17.dist-info"
     fake.mkdir()
-    (fake / "__init__.py").write_text("")
+    (fake / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acryl-datahub-airflow-plugin\nVersion: 1.7.0.17\n"
+    )
+    cfg.load_config()
+    assert _warnings(caplog) == []
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg.load_config()
     cfg.load_config()
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and "official DataHub Airflow plugin" in warnings[0]
+    assert "1.7.0.17" in warnings[0]
 
 
 def test_sampled_out_runs_emit_nothing_in_any_hook(

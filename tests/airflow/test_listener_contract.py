@@ -159,7 +159,12 @@ def test_a_task_process_sends_its_tries_lineage_declared_then_as_execute_left_it
         (job, "dataJobInputOutput"),
         (extra, "datasetKey"),
         (declared, "datasetKey"),
+        (declared, "operation"),  # the try succeeded: it wrote its outputs
+        (extra, "operation"),
     }
+    (operation,) = recorder.aspects(extra, "operation")
+    assert operation["operationType"] == "CREATE"
+    assert operation["customProperties"]["task_id"] == "load"
     (out,) = recorder.aspects(LOAD_URN, "dataProcessInstanceOutput")
     assert out["outputs"] == [declared, extra]
     (job_io,) = recorder.aspects(job, "dataJobInputOutput")

@@ -1,0 +1,1 @@
+"""``datahub_airflow_plugin.operators``: see :mod:`.datahub`."""
