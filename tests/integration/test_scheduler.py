@@ -36,6 +36,7 @@ from tests.integration.dbcheck import check_against_airflow, read_airflow_run, s
 from tests.integration.expectations import EXPECTED, check_dag_run
 from tests.integration.records import Recorded, golden_form
 from tests.support.fake_gms import FakeGms
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.scheduler
 
@@ -79,6 +80,21 @@ class Running:
             if not problems or time.monotonic() > deadline:
                 return rec, problems
             time.sleep(1)
+
+    def wait_started(self, dag_id: str, task_id: str, attempt: int) -> bool:
+        """Until the record holds the STARTED of the task's try ``attempt`` (or the deadline):
+        a try killed or marked after it is one the record knows was running."""
+
+        def started() -> bool:
+            rec = self.recorded()
+            return any(
+                int(event.get("attempt", 0)) == attempt
+                for flow in rec.flow_runs(dag_id, self.run_ids[dag_id])
+                for task in rec.task_runs(flow, task_id)
+                for event in task.started()
+            )
+
+        return wait_until(started, timeout=RECORD_DEADLINE, interval=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +180,10 @@ def kill_victim(running: Running) -> None:
             break
         assert time.monotonic() < deadline, "victim's second try never started"
         time.sleep(0.5)
-    time.sleep(2)  # let the try's STARTED leave the task process
+    recorded = running.wait_started("scenario_kill9", "victim", 2)
     os.kill(int(text.split()[0]), signal.SIGKILL)
     running.victim_killed = True
+    assert recorded, "victim's second try was not recorded as started before the kill"
 
 
 def test_kill9_on_last_attempt_is_closed(running: Running) -> None:
@@ -215,7 +232,7 @@ def test_run_marked_failed_through_the_api_is_closed(running: Running) -> None:
     dag_id = "scenario_marked_failed"
     run_id = running.run_ids[dag_id]
     running.dep.wait_for_task(dag_id, run_id, "sleeper", lambda ti: ti["state"] == "running")
-    time.sleep(2)  # let the try's STARTED leave the task process
+    assert running.wait_started(dag_id, "sleeper", 1), "sleeper's try was not recorded as started"
     running.dep.mark_run(dag_id, run_id, "failed")
     assert running.dep.wait_for_run(dag_id, run_id) == "failed"
     rec, problems = running.wait_recorded(dag_id)
