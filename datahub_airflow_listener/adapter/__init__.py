@@ -13,6 +13,8 @@ One line per module:
 * ``recorder`` -- what each hook does: guard, extract facts once, decide, hand over.
 * ``watcher`` -- the scheduler's watch of the metadata database (tries, runs ended unhooked).
 * ``metadb`` -- reads of the metadata database that never touch Airflow's transaction.
+* ``run_links`` -- links between runs: who triggered a run, what it consumed, what a task
+  run waited for or follows (read from the metadata database).
 * ``extract`` -- plain facts out of Airflow objects (DagRun, TaskInstance, their rows).
 * ``lineage`` -- a task's inlets/outlets and asset aliases as dataset urns.
 * ``operator_lineage`` -- what an operator reports of its lineage (the OpenLineage provider).

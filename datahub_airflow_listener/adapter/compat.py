@@ -20,7 +20,15 @@ What differs, and where it is handled:
 * **Run types.** 2.x says ``dataset_triggered``; 3.x says ``asset_triggered``,
   ``operator_triggered`` and ``asset_materialization``. Values are passed through as strings.
 * **Assets.** ``airflow.sdk.Asset`` (3.x) against ``airflow.datasets.Dataset`` (2.x):
-  :func:`asset_types`.
+  :func:`asset_types`; the events a DAG run consumed are ``dagrun_asset_event`` /
+  ``asset_event`` / ``asset`` on 3.x and ``dagrun_dataset_event`` / ``dataset_event`` /
+  ``dataset`` on 2.x (:func:`asset_event_schema`).
+* **Links between runs.** A run that ``TriggerDagRunOperator`` created says so on 3.x
+  (``triggered_by`` ``operator``, run type ``operator_triggered`` from 3.2); on 2.x it is a
+  ``manual`` run like any other (:func:`may_be_operator_triggered`). The column of a run's
+  logical date (:func:`logical_date_column`), the XCom model and how a stored value reads
+  (:func:`xcom_model`, :func:`decode_xcom_value`), and how a task process stores an XCom
+  (:func:`push_xcom`) differ too.
 
 Reads of the metadata database (which session, which thread) live in :mod:`.metadb`.
 """
@@ -46,9 +54,11 @@ __all__ = [
     "ConnectionFields",
     "ConnectionNotFound",
     "airflow_version",
+    "asset_event_schema",
     "asset_types",
     "base_hook_class",
     "base_operator_class",
+    "decode_xcom_value",
     "earlier_try_state",
     "dag_run_url",
     "enum_value",
@@ -58,13 +68,22 @@ __all__ = [
     "in_dag_test_process",
     "in_task_sdk_process",
     "is_airflow_3",
+    "is_asset_triggered",
+    "logical_date_column",
+    "mapped_group_id",
+    "may_be_operator_triggered",
+    "push_xcom",
     "ran_in_this_process",
+    "rendered_fields_model",
     "run_type_of",
+    "sensor_target",
     "skipped_hook_fires",
     "task_log_url",
     "to_ms",
     "to_iso",
+    "trigger_anchors",
     "web_base_url",
+    "xcom_model",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -529,3 +548,174 @@ def asset_types() -> tuple[type, ...]:
         except ImportError:
             pass
     return tuple(found)
+
+
+@attrs.frozen(kw_only=True)
+class AssetEventSchema:
+    """The ORM pieces of "which asset events did a DAG run consume": the association table
+    (``dag_run_id``, ``event_id``), the event model, the asset model, the event's column that
+    names its asset, and whether assets have a name (3.x) besides their URI."""
+
+    association: Any
+    event: Any
+    asset: Any
+    asset_id: Any
+    has_name: bool
+
+
+@functools.cache
+def asset_event_schema() -> AssetEventSchema | None:
+    """Assets on 3.x, datasets on 2.x; None where neither exists."""
+    try:
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.models.asset import association_table as run_events
+
+        return AssetEventSchema(
+            association=run_events,
+            event=AssetEvent,
+            asset=AssetModel,
+            asset_id=AssetEvent.asset_id,
+            has_name=True,
+        )
+    except ImportError:
+        pass
+    try:
+        from airflow.models.dataset import DatasetEvent, DatasetModel
+        from airflow.models.dataset import association_table as run_dataset_events
+    except ImportError:
+        return None
+    return AssetEventSchema(
+        association=run_dataset_events,
+        event=DatasetEvent,
+        asset=DatasetModel,
+        asset_id=DatasetEvent.dataset_id,
+        has_name=False,
+    )
+
+
+def is_asset_triggered(run_type: str | None) -> bool:
+    """A run the scheduler created because assets (2.x: datasets) were updated."""
+    return run_type in ("asset_triggered", "dataset_triggered")
+
+
+def may_be_operator_triggered(dag_run: Any, run_type: str | None) -> bool | None:
+    """True if ``TriggerDagRunOperator`` created the run, False if it did not, None when the
+    release cannot tell (2.x records such a run as ``manual``, like a run from the UI)."""
+    if run_type == "operator_triggered":
+        return True
+    if is_airflow_3():
+        return enum_value(getattr(dag_run, "triggered_by", None)) == "operator"
+    return None if run_type == "manual" else False
+
+
+def trigger_anchors(dag_run: Any) -> tuple[datetime, ...]:
+    """When the run was created, as well as the release records it: the triggering task
+    stores the new run's id in XCom right after creating it.
+
+    3.x keeps ``created_at``. 2.x has only ``queued_at`` (moved by a clear) and the logical
+    date (``TriggerDagRunOperator`` sets it to the trigger time unless given one): both.
+    """
+    values = vars(dag_run) if hasattr(dag_run, "__dict__") else {}
+    names = ("created_at",) if is_airflow_3() else ("queued_at", "execution_date")
+    found = [values.get(name) or getattr(dag_run, name, None) for name in names]
+    return tuple(sorted({v for v in found if isinstance(v, datetime)}))
+
+
+def logical_date_column(dag_run_model: Any) -> Any:
+    """The DagRun column of its logical date (``execution_date`` on 2.x)."""
+    return dag_run_model.logical_date if is_airflow_3() else dag_run_model.execution_date
+
+
+def xcom_model() -> Any:
+    """The ORM model of the ``xcom`` table (not a custom XCom backend's class)."""
+    if is_airflow_3():
+        from airflow.models.xcom import XComModel
+
+        return XComModel
+    from airflow.models.xcom import BaseXCom
+
+    return BaseXCom
+
+
+def decode_xcom_value(raw: Any) -> Any:
+    """A stored XCom value as Airflow reads it back (None if it cannot be read)."""
+    import types
+
+    row = types.SimpleNamespace(value=raw)
+    try:
+        return xcom_model().deserialize_value(row)
+    except Exception:
+        return None
+
+
+def rendered_fields_model() -> Any:
+    """The ORM model of ``rendered_task_instance_fields`` (a try's rendered templates)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    return RenderedTaskInstanceFields
+
+
+def mapped_group_id(task: Any) -> str | None:
+    """The group id of the innermost mapped task group holding ``task`` (None if none)."""
+    try:
+        group = task.get_closest_mapped_task_group()
+    except Exception:
+        return None
+    group_id = getattr(group, "group_id", None) if group is not None else None
+    return group_id if isinstance(group_id, str) else None
+
+
+def sensor_target(task: Any, ti: Any) -> dict[str, Any] | None:
+    """What an ``ExternalTaskSensor`` (or a subclass) waits for, computed as the sensor itself
+    computes it (its ``_get_dttm_filter``: ``execution_delta`` or ``execution_date_fn``), in
+    the process that runs it: ``{"dag_id", "task_ids", "task_group_id", "logical_dates"}``.
+    None for any other task, or when the sensor's own rule fails.
+
+    Only that process can: the serialized DAG the scheduler and the API server hold keeps
+    neither ``execution_delta`` nor ``execution_date_fn``.
+    """
+    dttm_filter = getattr(task, "_get_dttm_filter", None)
+    dag_id = getattr(task, "external_dag_id", None)
+    if not callable(dttm_filter) or not isinstance(dag_id, str) or not dag_id:
+        return None
+    try:
+        context = ti.get_template_context()
+        dates = [to_iso(d) for d in dttm_filter(context)]
+    except Exception as exc:
+        log.debug("the sensor's logical dates could not be computed: %s", exc)
+        return None
+    if not dates or any(d is None for d in dates):
+        return None
+    task_ids = getattr(task, "external_task_ids", None)
+    group_id = getattr(task, "external_task_group_id", None)
+    return {
+        "dag_id": dag_id,
+        "task_ids": sorted(str(t) for t in task_ids) if task_ids else None,
+        "task_group_id": group_id if isinstance(group_id, str) and group_id else None,
+        "logical_dates": sorted(str(d) for d in dates),
+    }
+
+
+def push_xcom(ti: Any, key: str, value: Any) -> None:
+    """Store an XCom of the try behind ``ti``, in the process that runs it, straight in the
+    metadata database (as Airflow stores its own operator links, past any custom XCom
+    backend). Raises on failure; call it on the hook's thread.
+
+    3.x: through the supervisor (``BaseXCom._set_xcom_in_db``). 2.x: ``BaseXCom.set``, which
+    commits the task process's own session, as Airflow does a moment earlier when it clears
+    the try's XComs and stores its rendered fields.
+    """
+    ids = {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "map_index": ti.map_index if ti.map_index is not None else -1,
+    }
+    if is_airflow_3():
+        from airflow.sdk.bases.xcom import BaseXCom as SdkXCom
+
+        SdkXCom._set_xcom_in_db(key, value, **ids)
+        return
+    from airflow.models.xcom import BaseXCom
+
+    BaseXCom.set(key=key, value=value, **ids)

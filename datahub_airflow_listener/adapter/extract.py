@@ -100,18 +100,19 @@ def dag_run_facts(dag_run: Any, *, base_url: str | None = None) -> DagRunFacts |
 
 
 def _is_mapped(op: Any) -> bool:
+    """A task with an instance per map index: mapped, or inside a mapped task group."""
     for name in ("_is_mapped", "is_mapped"):
         if _get(op, name) is True:
             return True
-    return "Mapped" in type(op).__name__
+    return "Mapped" in type(op).__name__ or compat.mapped_group_id(op) is not None
 
 
 def _unmapped_upstream_ids(task: Any) -> tuple[str, ...]:
     """Upstream task ids whose run instance has the unmapped id.
 
-    A mapped upstream task has one instance per map index, and how many there are is not
-    known to the downstream try without a database read; it is left out rather than linked
-    to an instance that does not exist.
+    A mapped upstream task has one instance per map index, and which exist is known only
+    from the database: :mod:`.run_links` adds them; they are left out here rather than
+    linked to an instance that does not exist.
     """
     ids = _get(task, "upstream_task_ids")
     if not isinstance(ids, Iterable) or isinstance(ids, str | bytes):

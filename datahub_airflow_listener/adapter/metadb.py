@@ -9,7 +9,12 @@ Two ways in, and nothing else:
   a session of our own on Airflow's engine, read-only, rolled back and closed after use. Never
   ``settings.Session()``, which is the calling thread's scoped session.
 
-Every query here is written against columns that Airflow 2.10 to 3.3 all have.
+Every query here is written against columns that Airflow 2.10 to 3.3 all have (or, where a
+table differs, against the pieces :mod:`.compat` names).
+
+The reads behind the links between runs (:mod:`.run_links`) are one bounded query each,
+through a private session, whatever thread calls them: the scheduler's hooks call them only
+for the runs that can have such links (asset-triggered runs, runs a task may have triggered).
 """
 
 from __future__ import annotations
@@ -28,12 +33,20 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Activity",
+    "ConsumedRow",
+    "ExternalRow",
+    "TriggerRow",
     "TryRow",
     "leads_schedulers",
     "private_session",
     "read_activity",
+    "read_consumed_events",
     "read_dag_run",
+    "read_external_runs",
+    "read_map_indexes",
+    "read_sensor_targets",
     "read_task_history",
+    "read_trigger_candidates",
     "read_task_instances",
     "restart_window_start",
     "serialized_dag",
@@ -41,6 +54,12 @@ __all__ = [
 
 _CHUNK: Final = 500  # DAG runs per IN list
 _DAG_TTL_SEC: Final = 60.0
+# Bounds of the link reads: a run links to at most this many events, candidates, instances.
+MAX_LINK_ROWS: Final = 1000
+# The triggering task stores the new run's id in XCom right after creating the run.
+TRIGGER_XCOM_KEY: Final = "trigger_run_id"
+_TRIGGER_BEFORE: Final = timedelta(seconds=60)
+_TRIGGER_AFTER: Final = timedelta(minutes=10)
 
 
 @contextlib.contextmanager
@@ -305,6 +324,263 @@ def leads_schedulers(job: Any, *, stale_sec: float) -> bool:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# -- links between runs -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ConsumedRow:
+    """One asset event a DAG run consumed, with its asset's URI (and name on 3.x)."""
+
+    event_id: int
+    uri: str | None
+    name: str | None
+    timestamp: datetime | None
+    extra: Any
+    source_dag_id: str | None
+    source_task_id: str | None
+    source_run_id: str | None
+    source_map_index: int | None
+
+
+def read_consumed_events(dag_id: str, run_id: str) -> list[ConsumedRow]:
+    """The asset (2.x: dataset) events the DAG run consumed, newest first (one query, at
+    most :data:`MAX_LINK_ROWS`)."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    from datahub_airflow_listener.adapter import compat
+
+    schema = compat.asset_event_schema()
+    if schema is None:
+        return []
+    event, asset, link = schema.event, schema.asset, schema.association
+    query = (
+        select(
+            event.id,
+            asset.uri,
+            asset.name if schema.has_name else asset.uri,
+            event.timestamp,
+            event.extra,
+            event.source_dag_id,
+            event.source_task_id,
+            event.source_run_id,
+            event.source_map_index,
+        )
+        .select_from(DagRun)
+        .join(link, link.c.dag_run_id == DagRun.id)
+        .join(event, event.id == link.c.event_id)
+        .outerjoin(asset, asset.id == schema.asset_id)
+        .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        .order_by(event.id.desc())
+        .limit(MAX_LINK_ROWS)
+    )
+    with private_session() as private:
+        if private is None:
+            return []
+        rows = private.execute(query).all()
+    return [
+        ConsumedRow(
+            event_id=int(r[0]),
+            uri=r[1],
+            name=r[2] if schema.has_name else None,
+            timestamp=r[3],
+            extra=r[4],
+            source_dag_id=r[5],
+            source_task_id=r[6],
+            source_run_id=r[7],
+            source_map_index=r[8],
+        )
+        for r in rows
+    ]
+
+
+@attrs.frozen(kw_only=True)
+class TriggerRow:
+    """A try that stored a triggered run's id (``trigger_run_id``), with what it triggered
+    as its rendered ``trigger_dag_id`` (None without rendered fields)."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    value: Any
+    trigger_dag_id: str | None
+
+
+def read_trigger_candidates(anchors: Sequence[datetime]) -> list[TriggerRow]:
+    """The ``trigger_run_id`` XComs stored around the given times (from a minute before to
+    ten minutes after each), with the rendered fields of their tries: one query on the XCom
+    key's index, at most :data:`MAX_LINK_ROWS` rows. The values are decoded; matching them
+    to a run is the caller's."""
+    from sqlalchemy import and_, or_, select
+
+    from datahub_airflow_listener.adapter import compat
+
+    if not anchors:
+        return []
+    xcom, rtif = compat.xcom_model(), compat.rendered_fields_model()
+    windows = [
+        xcom.timestamp.between(_aware(a) - _TRIGGER_BEFORE, _aware(a) + _TRIGGER_AFTER)
+        for a in anchors
+    ]
+    query = (
+        select(
+            xcom.dag_id,
+            xcom.task_id,
+            xcom.run_id,
+            xcom.map_index,
+            xcom.value,
+            rtif.rendered_fields,
+        )
+        .select_from(xcom)
+        .outerjoin(
+            rtif,
+            and_(
+                rtif.dag_id == xcom.dag_id,
+                rtif.task_id == xcom.task_id,
+                rtif.run_id == xcom.run_id,
+                rtif.map_index == xcom.map_index,
+            ),
+        )
+        .where(xcom.key == TRIGGER_XCOM_KEY, or_(*windows))
+        .limit(MAX_LINK_ROWS)
+    )
+    with private_session() as private:
+        if private is None:
+            return []
+        rows = private.execute(query).all()
+    out = []
+    for dag_id, task_id, run_id, map_index, raw, rendered in rows:
+        target = rendered.get("trigger_dag_id") if isinstance(rendered, dict) else None
+        out.append(
+            TriggerRow(
+                dag_id=dag_id,
+                task_id=task_id,
+                run_id=run_id,
+                map_index=-1 if map_index is None else int(map_index),
+                value=compat.decode_xcom_value(raw),
+                trigger_dag_id=target if isinstance(target, str) else None,
+            )
+        )
+    return out
+
+
+def read_map_indexes(dag_id: str, run_id: str, task_ids: Iterable[str]) -> dict[str, list[int]]:
+    """task_id -> the map indexes of its instances in the run (one query)."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    wanted = sorted(set(task_ids))
+    if not wanted:
+        return {}
+    query = (
+        select(TaskInstance.task_id, TaskInstance.map_index)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id.in_(wanted),
+        )
+        .limit(MAX_LINK_ROWS * 10)
+    )
+    out: dict[str, list[int]] = {}
+    with private_session() as private:
+        if private is None:
+            return {}
+        for task_id, map_index in private.execute(query):
+            out.setdefault(task_id, []).append(-1 if map_index is None else int(map_index))
+    return out
+
+
+def read_sensor_targets(
+    dag_id: str, run_id: str, task_ids: Iterable[str], key: str
+) -> dict[tuple[str, int], Any]:
+    """(task_id, map_index) -> the decoded XCom ``key`` of those tasks in the run (one query)."""
+    from sqlalchemy import select
+
+    from datahub_airflow_listener.adapter import compat
+
+    wanted = sorted(set(task_ids))
+    if not wanted:
+        return {}
+    xcom = compat.xcom_model()
+    query = select(xcom.task_id, xcom.map_index, xcom.value).where(
+        xcom.dag_id == dag_id,
+        xcom.run_id == run_id,
+        xcom.task_id.in_(wanted),
+        xcom.key == key,
+    )
+    with private_session() as private:
+        if private is None:
+            return {}
+        rows = private.execute(query.limit(MAX_LINK_ROWS)).all()
+    return {
+        (task_id, -1 if map_index is None else int(map_index)): compat.decode_xcom_value(raw)
+        for task_id, map_index, raw in rows
+    }
+
+
+@attrs.frozen(kw_only=True)
+class ExternalRow:
+    """A run of another DAG at one of the logical dates asked for, and one of its task
+    instances (``task_id`` None when only the run was asked for)."""
+
+    run_id: str
+    task_id: str | None = None
+    map_index: int = -1
+
+
+def read_external_runs(
+    dag_id: str,
+    logical_dates: Sequence[datetime],
+    *,
+    task_ids: Sequence[str] | None = None,
+    task_prefix: str | None = None,
+) -> list[ExternalRow]:
+    """The runs of ``dag_id`` at ``logical_dates`` and, with ``task_ids`` or ``task_prefix``
+    (a task group's ``group_id.``), their instances of those tasks (one query)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import and_, select
+
+    from datahub_airflow_listener.adapter import compat
+
+    if not logical_dates:
+        return []
+    runs = and_(DagRun.dag_id == dag_id, compat.logical_date_column(DagRun).in_(logical_dates))
+    query: Any
+    if task_ids is None and task_prefix is None:
+        query = select(DagRun.run_id).where(runs)
+    else:
+        which = (
+            TaskInstance.task_id.in_(task_ids)
+            if task_ids is not None
+            else TaskInstance.task_id.startswith(task_prefix or "", autoescape=True)
+        )
+        query = (
+            select(DagRun.run_id, TaskInstance.task_id, TaskInstance.map_index)
+            .select_from(DagRun)
+            .join(
+                TaskInstance,
+                and_(
+                    TaskInstance.dag_id == DagRun.dag_id,
+                    TaskInstance.run_id == DagRun.run_id,
+                    which,
+                ),
+            )
+            .where(runs)
+        )
+    with private_session() as private:
+        if private is None:
+            return []
+        rows = private.execute(query.limit(MAX_LINK_ROWS)).all()
+    if task_ids is None and task_prefix is None:
+        return [ExternalRow(run_id=r[0]) for r in rows]
+    return [
+        ExternalRow(run_id=r[0], task_id=r[1], map_index=-1 if r[2] is None else int(r[2]))
+        for r in rows
+    ]
 
 
 # -- serialized DAGs --------------------------------------------------------------------------

@@ -18,6 +18,12 @@ Who sends what (one rule for every process, see :mod:`..domain.tries`):
 * **A DAG run** is STARTED by the scheduler's running hook (under ``dags test``, by the first
   task) and COMPLETE by its end hook, which first closes every try of the run, earlier tries
   (``task_instance_history``) included.
+* **Links between runs** (:mod:`.run_links`) are part of the record, read from the database
+  by the same processes: a DAG run's (the task that triggered it, the producers of the asset
+  events it consumed, and those events as its inputs) when it starts, and again at its end if
+  a link could still appear; a task run's (every instance of a mapped upstream task, what a
+  sensor waited for) with its STARTED, and a sensor's again with its COMPLETE. Only what a
+  sensor waits for is stored by the sensor's own process, as an XCom, when its try starts.
 """
 
 from __future__ import annotations
@@ -26,19 +32,20 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from datahub_airflow_listener.adapter import compat, extract, metadb, try_lineage
+from datahub_airflow_listener.adapter import compat, extract, metadb, run_links, try_lineage
 from datahub_airflow_listener.adapter.config import get_config, kill_switch_engaged
 from datahub_airflow_listener.adapter.logs import one_line
 from datahub_airflow_listener.adapter.runtime import Runtime, get_runtime
 from datahub_airflow_listener.domain.clock import now_ms
+from datahub_airflow_listener.domain.links import RunRef
 from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
 from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
-from datahub_airflow_listener.domain.tries import FINAL_STATES, Sent, plan_try
+from datahub_airflow_listener.domain.tries import FINAL_STATES, Sent, TryPlan, plan_try
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ _MAX_REMEMBERED: Final = 10_000
 _V = TypeVar("_V")
 TryKey = tuple[str, str, str, int, int]
 RunKey = tuple[str, str, int]
+InstanceKey = tuple[str, str, str, int]
 
 
 class _Memory(Generic[_V]):
@@ -96,6 +104,9 @@ class RunRecorder:
         self._closed: _Memory[int | None] = _Memory()  # (dag_id, run_id) -> the end time sent
         # TryKey -> the lineage this task process sent for the try (at its start, then end)
         self._lineage_seen: _Memory[try_lineage.TryLineage] = _Memory()
+        # (dag_id, run_id) -> the links sent with the DAG run; InstanceKey -> a task run's
+        self._flow_links: _Memory[run_links.FlowLinks] = _Memory()
+        self._task_links: _Memory[tuple[RunRef, ...]] = _Memory()
         self._decide = threading.Lock()  # hooks and the watch thread decide one at a time
         self._watcher: Any = None
         self._watcher_lock = threading.Lock()
@@ -138,7 +149,7 @@ class RunRecorder:
             return
         mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
         if self._runs_started.add(_run_key(facts), facts.start_ms):
-            mcps.extend(runtime.mapper.dag_run_started(facts))
+            mcps.extend(self._run_started(runtime, dag_run, facts))
         runtime.submit(mcps)
 
     def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
@@ -161,7 +172,9 @@ class RunRecorder:
         mcps: list[MetadataChangeProposal] = []
         if facts.start_ms is not None and self._runs_started.add(key, facts.start_ms):
             # Re-sent (identical) if another process sent it: covers HA and restarts.
-            mcps.extend(runtime.mapper.dag_run_started(facts))
+            mcps.extend(self._run_started(runtime, dag_run, facts))
+        else:
+            mcps.extend(self._run_links_again(runtime, dag_run, facts))
         mcps.extend(self._close_tries(runtime, dag_run, facts.end_ms))
         result, _native = extract.dag_run_result(facts.state)
         mcps.extend(runtime.mapper.dag_run_completed(facts, result))
@@ -194,9 +207,13 @@ class RunRecorder:
         if compat.ran_in_this_process(ti):
             if not compat.in_dag_test_process(dag_run):
                 runtime.short_lived()
+            if not at_end:
+                run_links.record_sensor_target(task, ti)
             mcps.extend(self._try_io(runtime, facts, task, at_end=at_end, ti=ti))
         else:
-            mcps.extend(self._transcript(runtime, [facts]))
+            dag = getattr(task, "dag", None) if task is not None else None
+            links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
+            mcps.extend(self._transcript(runtime, [facts], links=links))
         if mcps:
             runtime.submit(mcps)
 
@@ -210,7 +227,11 @@ class RunRecorder:
         if not rows:
             return
         dag = getattr(dag_run, "dag", None) or metadb.serialized_dag(dag_run.dag_id)
-        self._submit_transcript(runtime, self._rows_facts(runtime, rows, dag_run, dag))
+        links = run_links.TaskLinks(dag_run.dag_id, dag_run.run_id, dag)
+        tries = self._rows_facts(runtime, rows, dag_run, dag)
+        mcps = self._transcript(runtime, tries, links=links)
+        if mcps:
+            runtime.submit(mcps)
 
     def _recorded_as_far_as(self, row: Any, *, completed: bool = False) -> bool:
         """This process sent everything the row's state calls for (read from its columns);
@@ -262,6 +283,8 @@ class RunRecorder:
         self._tries.clear()
         self._closed.clear()
         self._lineage_seen.clear()
+        self._flow_links.clear()
+        self._task_links.clear()
         self._watcher = None
 
     def _task(self, ti: Any) -> tuple[Runtime, Any, Any, TaskRunFacts] | None:
@@ -303,11 +326,14 @@ class RunRecorder:
         runtime: Runtime,
         tries: Iterable[TaskRunFacts],
         run_end_ms: int | None = None,
+        *,
+        links: run_links.TaskLinks | None = None,
     ) -> list[MetadataChangeProposal]:
-        """The run events each try still needs; with a STARTED, the instance (its lineage
-        comes from the process that ran it)."""
-        mcps: list[MetadataChangeProposal] = []
+        """The run events each try still needs; with a STARTED, the instance and its links
+        (its lineage comes from the process that ran it); with a sensor's COMPLETE, its links
+        again if they changed. Decided under the lock; the links are read after it."""
         now = now_ms()
+        planned: list[tuple[TaskRunFacts, TryPlan]] = []
         with self._decide:
             for f in tries:
                 key = _try_key(f)
@@ -315,23 +341,45 @@ class RunRecorder:
                 plan = plan_try(f, sent, run_end_ms=run_end_ms, now_ms=now)
                 if plan.empty:
                     continue
-                at = attrs.evolve(f, start_ms=plan.started_ms)
-                if plan.send_started:
-                    mcps.extend(runtime.mapper.task_run_started(at))
-                if plan.completion is not None:
-                    done = attrs.evolve(at, end_ms=plan.completion.end_ms)
-                    mcps.extend(
-                        runtime.mapper.task_run_completed(
-                            done, plan.completion.result, plan.completion.native
-                        )
-                    )
                 self._tries.put(key, plan.remembered(sent))
+                planned.append((f, plan))
+        mcps: list[MetadataChangeProposal] = []
+        for f, plan in planned:
+            at = attrs.evolve(f, start_ms=plan.started_ms)
+            if plan.send_started:
+                at = self._linked(at, links)
+                mcps.extend(runtime.mapper.task_run_started(at))
+            elif plan.completion is not None:
+                mcps.extend(self._sensor_links_again(runtime, at, links))
+            if plan.completion is not None:
+                done = attrs.evolve(at, end_ms=plan.completion.end_ms)
+                mcps.extend(
+                    runtime.mapper.task_run_completed(
+                        done, plan.completion.result, plan.completion.native
+                    )
+                )
         return mcps
 
-    def _submit_transcript(self, runtime: Runtime, tries: Sequence[TaskRunFacts]) -> None:
-        mcps = self._transcript(runtime, tries)
-        if mcps:
-            runtime.submit(mcps)
+    def _linked(self, facts: TaskRunFacts, links: run_links.TaskLinks | None) -> TaskRunFacts:
+        """``facts`` with the runs its task run follows beyond its unmapped upstream tasks."""
+        if links is None:
+            return facts
+        refs = links.upstream_runs(facts)
+        self._task_links.put(_instance_key(facts), refs)
+        return attrs.evolve(facts, upstream_runs=refs)
+
+    def _sensor_links_again(
+        self, runtime: Runtime, facts: TaskRunFacts, links: run_links.TaskLinks | None
+    ) -> list[MetadataChangeProposal]:
+        """A sensor's try ended: its relationships again if what it waited for is known now
+        and was not when this process sent its STARTED."""
+        if links is None or not run_links.waits_elsewhere(links.task(facts.task_id)):
+            return []
+        before = self._task_links.get(_instance_key(facts))
+        linked = self._linked(facts, links)
+        if before is not None and before == linked.upstream_runs:
+            return []
+        return runtime.mapper.task_run_relationships(linked)
 
     def _close_tries(
         self, runtime: Runtime, dag_run: Any, run_end_ms: int | None
@@ -349,11 +397,14 @@ class RunRecorder:
                     _str_attr(dag_run, "run_id"),
                     one_line(exc),
                 )
+        every_try = rows
         rows = [row for row in rows if not self._recorded_as_far_as(row, completed=True)]
         dag = getattr(dag_run, "dag", None)
         if dag is None and rows:
             dag = metadb.serialized_dag(dag_run.dag_id)
-        return self._transcript(runtime, self._rows_facts(runtime, rows, dag_run, dag), run_end_ms)
+        links = run_links.TaskLinks(dag_run.dag_id, dag_run.run_id, dag, rows=every_try)
+        tries = self._rows_facts(runtime, rows, dag_run, dag)
+        return self._transcript(runtime, tries, run_end_ms, links=links)
 
     def _try_io(
         self, runtime: Runtime, facts: TaskRunFacts, task: Any, *, at_end: bool, ti: Any
@@ -397,8 +448,30 @@ class RunRecorder:
             return []
         dag = getattr(dag_run, "dag", None) or getattr(task, "dag", None)
         mcps = _templates(runtime, dag, dag_run)
-        mcps.extend(runtime.mapper.dag_run_started(attrs.evolve(facts, start_ms=start)))
+        mcps.extend(self._run_started(runtime, dag_run, attrs.evolve(facts, start_ms=start)))
         return mcps
+
+    def _run_started(
+        self, runtime: Runtime, dag_run: Any, facts: DagRunFacts
+    ) -> list[MetadataChangeProposal]:
+        """The DAG run's STARTED, with its links read from the database."""
+        found = run_links.dag_run_links(dag_run, facts, runtime.config)
+        self._flow_links.put((facts.dag_id, facts.run_id), found)
+        return runtime.mapper.dag_run_started(attrs.evolve(facts, links=found.links))
+
+    def _run_links_again(
+        self, runtime: Runtime, dag_run: Any, facts: DagRunFacts
+    ) -> list[MetadataChangeProposal]:
+        """At the run's end: its links again when a link could still have appeared since it
+        started (the triggering task's XCom written after the start)."""
+        before = self._flow_links.get((facts.dag_id, facts.run_id))
+        if before is None or before.complete:
+            return []
+        found = run_links.dag_run_links(dag_run, facts, runtime.config)
+        self._flow_links.put((facts.dag_id, facts.run_id), found)
+        if found.links == before.links:
+            return []
+        return runtime.mapper.dag_run_links(attrs.evolve(facts, links=found.links))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -433,6 +506,10 @@ def _run_key(facts: DagRunFacts) -> RunKey:
 
 def _try_key(facts: TaskRunFacts) -> TryKey:
     return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index, facts.try_number)
+
+
+def _instance_key(facts: TaskRunFacts) -> InstanceKey:
+    return (facts.dag_id, facts.task_id, facts.run_id, facts.map_index)
 
 
 def _try_order(facts: TaskRunFacts) -> tuple[str, int, int]:

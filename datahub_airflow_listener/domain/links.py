@@ -25,6 +25,7 @@ import attrs
 
 __all__ = [
     "ConsumedEvent",
+    "ConsumedInput",
     "RunLinks",
     "RunRef",
     "extra_properties",
@@ -59,13 +60,23 @@ def _props(value: Mapping[str, str] | None) -> Mapping[str, str]:
 
 @attrs.frozen(kw_only=True)
 class ConsumedEvent:
-    """One asset event a DAG run consumed (see the module docstring)."""
+    """One asset event a DAG run consumed (see the module docstring). ``dataset_urn`` is None
+    for an asset that names no dataset here (filtered out): its producer is still upstream."""
 
-    dataset_urn: str
+    dataset_urn: str | None
     timestamp_ms: int
     properties: Mapping[str, str] = attrs.field(factory=dict, converter=_props)
     producer: RunRef | None = None
     event_id: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ConsumedInput:
+    """An input edge of a DAG run: a dataset, when the event consumed was recorded, its extra."""
+
+    dataset_urn: str
+    timestamp_ms: int
+    properties: Mapping[str, str]
 
 
 def sorted_refs(values: Iterable[RunRef]) -> tuple[RunRef, ...]:
@@ -74,7 +85,7 @@ def sorted_refs(values: Iterable[RunRef]) -> tuple[RunRef, ...]:
 
 
 def _events(values: Iterable[ConsumedEvent]) -> tuple[ConsumedEvent, ...]:
-    return tuple(sorted(values, key=lambda e: (e.dataset_urn, e.timestamp_ms, e.event_id)))
+    return tuple(sorted(values, key=lambda e: (e.dataset_urn or "", e.timestamp_ms, e.event_id)))
 
 
 @attrs.frozen(kw_only=True)
@@ -97,17 +108,22 @@ class RunLinks:
         producers = (e.producer for e in self.consumed if e.producer is not None)
         return sorted_refs((*self.triggered_by, *producers))
 
-    def inputs(self) -> tuple[ConsumedEvent, ...]:
-        """One event per dataset, the latest consumed (ties: the highest event id)."""
+    def inputs(self) -> tuple[ConsumedInput, ...]:
+        """One input per dataset: the latest event consumed (ties: the highest event id)."""
         latest: dict[str, ConsumedEvent] = {}
         for event in self.consumed:
+            if event.dataset_urn is None:
+                continue
             seen = latest.get(event.dataset_urn)
             if seen is None or (event.timestamp_ms, event.event_id) > (
                 seen.timestamp_ms,
                 seen.event_id,
             ):
                 latest[event.dataset_urn] = event
-        return tuple(latest[urn] for urn in sorted(latest))
+        return tuple(
+            ConsumedInput(dataset_urn=urn, timestamp_ms=e.timestamp_ms, properties=e.properties)
+            for urn, e in sorted(latest.items())
+        )
 
 
 def extra_properties(extra: object) -> dict[str, str]:
