@@ -543,12 +543,22 @@ class Deployment:
     def unpause(self, dag_id: str) -> None:
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Trigger a manual run (waiting for the DAG to be parsed first); returns its run id."""
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        logical_date: str | None = None,
+    ) -> str:
+        """Trigger a manual run (waiting for the DAG to be parsed first); returns its run id.
+        ``logical_date`` (ISO 8601): the run's logical date (default: none on Airflow 3, now
+        on Airflow 2)."""
         self.wait_for_dag(dag_id)
         self.unpause(dag_id)
         body: dict[str, Any] = {"conf": dict(conf or {})}
-        if self.version[0] >= 3:
+        if logical_date is not None:
+            body["logical_date"] = logical_date
+        elif self.version[0] >= 3:
             body["logical_date"] = None
         payload = self.api("POST", f"/dags/{dag_id}/dagRuns", body)
         return str(payload["dag_run_id"])
@@ -581,6 +591,10 @@ class Deployment:
         """Set a run's state through the REST API (the UI's "Mark as failed/success")."""
         quoted = urllib.parse.quote(run_id, safe="")
         self.api("PATCH", f"/dags/{dag_id}/dagRuns/{quoted}", {"state": state})
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of a DAG (whoever created it), as the REST API lists them."""
+        return list(self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         quoted = urllib.parse.quote(run_id, safe="")
