@@ -298,13 +298,14 @@ class Dispatcher:
             try:
                 self._poll_outbox()
                 for sink in self._sinks:
-                    if (
-                        sink.has_work
-                        and time.monotonic() >= sink.retry_at
-                        and not self._retiring
-                        and not self._leave_alone(sink)
-                    ):
-                        self._ship(sink, deadline=None)
+                    if not sink.has_work or time.monotonic() < sink.retry_at or self._retiring:
+                        continue
+                    if self._leave_alone(sink):
+                        # Look again at the next poll (the machine's health record may change),
+                        # not at once: a busy loop would burn a core for the task's whole life.
+                        sink.retry_at = time.monotonic() + self.config.poll_interval_sec
+                        continue
+                    self._ship(sink, deadline=None)
             except Exception:  # keep the thread alive whatever happens
                 log.warning("DataHub shipper failed; continuing", exc_info=True)
                 time.sleep(0.5)

@@ -525,6 +525,34 @@ def test_a_short_lived_process_leaves_a_slow_destination_to_the_others(
     dispatcher.close()
 
 
+def test_a_short_lived_process_leaving_a_destination_alone_does_not_spin(
+    outbox_path: Path,
+) -> None:
+    """While it leaves a failing destination alone, its shipper looks at the destination's
+    health once per poll, not in a busy loop (which would burn a core for the task's life)."""
+    Outbox(outbox_path).record_health("rec", failing=True, error="connection refused")
+    dispatcher, sink = recording_dispatcher(outbox_path)
+    dispatcher.short_lived = True
+    looks: list[float] = []
+    known_bad = dispatcher._known_bad
+
+    def counted(target: Any) -> bool:
+        looks.append(time.monotonic())
+        return known_bad(target)
+
+    dispatcher._known_bad = counted  # type: ignore[method-assign]
+    dispatcher.submit(run_events("mine", 0))
+    assert wait_until(lambda: dispatcher.outbox.waiting("rec") == 2)
+    started = time.monotonic()
+    # Nothing to wait for: this counts how often the shipper looks during half a second
+    # (0.1 s polls: a handful; a busy loop: tens of thousands).
+    time.sleep(0.5)
+    during = [t for t in looks if t >= started]
+    assert len(during) <= 20, len(during)
+    assert not sink.records
+    dispatcher.close()
+
+
 def test_process_exit_flushes_delivers(outbox_path: Path, gms: FakeGms) -> None:
     run_exiting_process(gms.url, outbox_path, 5.0)
     assert seqs(gms.accepted()) == [0, 1, 2, 3, 4]
