@@ -294,6 +294,11 @@ class RunRecorder:
             return None
         dag_run = compat.get_dag_run(ti)
         task = compat.get_task(ti)
+        dag_id = _str_attr(ti, "dag_id")
+        if task is None and dag_id and not compat.ran_in_this_process(ti):
+            # the API server's instances carry no task: its definition (upstream tasks) is
+            # read from the serialized DAG, so a mark records the links any process would
+            task = _task_of(metadb.serialized_dag(dag_id), _str_attr(ti, "task_id") or "")
         facts = extract.task_run_facts(
             ti, task=task, dag_run=dag_run, base_url=runtime.base_url, include_iolets=False
         )

@@ -191,7 +191,8 @@ def waits_elsewhere(task: Any) -> bool:
 class TaskLinks:
     """The runs the task runs of one DAG run follow beyond their unmapped upstream tasks.
 
-    ``dag``: the run's DAG (serialized or parsed) for task definitions. ``rows``: task
+    ``dag``: the run's DAG (serialized or parsed) for task definitions; None: the serialized
+    DAG, read when first needed (cached for a minute by :mod:`.metadb`). ``rows``: task
     instances of the run already in hand (the run's end reads them all): map indexes come
     from them, else from one query per DAG run, made only when a task has an upstream that
     can be mapped. Sensor targets: one XCom query for the sensors asked about, one query per
@@ -202,6 +203,7 @@ class TaskLinks:
         self._dag_id = dag_id
         self._run_id = run_id
         self._dag = dag
+        self._dag_read = False
         self._indexes: dict[str, list[int]] | None = None
         if rows is not None:
             indexes: dict[str, set[int]] = {}
@@ -216,6 +218,10 @@ class TaskLinks:
         self._targets: dict[tuple[str, int], Any] | None = None
 
     def task(self, task_id: str) -> Any:
+        """The definition of ``task_id`` (from the serialized DAG when none was given)."""
+        if self._dag is None and not self._dag_read:
+            self._dag_read = True
+            self._dag = metadb.serialized_dag(self._dag_id)
         try:
             task_dict = getattr(self._dag, "task_dict", None)
             return task_dict.get(task_id) if isinstance(task_dict, dict) else None
@@ -265,6 +271,7 @@ class TaskLinks:
 
     def _waited_for(self, facts: TaskRunFacts) -> list[RunRef]:
         if self._targets is None:
+            self.task(facts.task_id)  # the DAG, if not read yet
             sensors = [
                 t for t in getattr(self._dag, "task_dict", {}) if waits_elsewhere(self.task(t))
             ]
