@@ -32,7 +32,9 @@ _ISO_TS: Final = re.compile(
 )
 _LOCAL_URL: Final = re.compile(r"https?://(127\.0\.0\.1|localhost)(:\d+)?")
 _TMP_PATH: Final = re.compile(r"/tmp/[^\s\"',)]+")
-_VOLATILE_MS_KEYS: Final = frozenset({"timestampMillis", "lastObserved", "time"})
+_VOLATILE_MS_KEYS: Final = frozenset(
+    {"timestampMillis", "lastObserved", "time", "lastUpdatedTimestamp"}
+)
 _VOLATILE_PROPS: Final = frozenset(
     {"hostname", "airflow_version", "plugin_version", "pid", "executor", "start_date", "end_date"}
 )
