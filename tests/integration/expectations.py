@@ -74,7 +74,7 @@ EXPECTED: Final[dict[str, DagExpectation]] = {
             "process_region": {0: {1: S}, 1: {1: S}, 2: {1: S}},
             "summarize": {-1: {1: S}},
         },
-        upstream={"process_region": ("list_regions",)},
+        upstream={"process_region": ("list_regions",), "summarize": ("process_region",)},
     ),
     "flaky_retry": DagExpectation(
         dag_result=S,
