@@ -4,6 +4,7 @@ Commands:
 
 * ``runs``     -- a DAG's recorded run history as a tree, with per-task statistics;
 * ``export``   -- the local store to DataHub's file format;
+* ``compare``  -- two MCP files side by side (the official plugin's and this one's);
 * ``flush``    -- deliver what the shared outbox holds now;
 * ``check``    -- the configuration and each connection, as the listener sees them;
 * ``cleanup``  -- retention: soft- or hard-delete old process instances (local store or GMS);
@@ -27,6 +28,7 @@ Modules, one job each:
 * ``runs``     -- the ``runs`` command: select history from the local store or a GMS
 * ``cleanup``  -- the ``cleanup`` command: plan retention, then delete locally or in a GMS
 * ``export``   -- the ``export`` command: the local store to DataHub's file format
+* ``compare``  -- the ``compare`` command: two MCP files, entity by entity, aspect by aspect
 * ``operate``  -- ``flush``, ``check``, ``enable``, ``disable``: acting on the deployment
 """
 

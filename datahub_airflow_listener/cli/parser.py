@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from datahub_airflow_listener import __version__
 from datahub_airflow_listener.cli.cleanup import cmd_cleanup
+from datahub_airflow_listener.cli.compare import cmd_compare
 from datahub_airflow_listener.cli.export import cmd_export
 from datahub_airflow_listener.cli.operate import cmd_check, cmd_disable, cmd_enable, cmd_flush
 from datahub_airflow_listener.cli.runs import cmd_runs
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("path", metavar="PATH")
     export.add_argument("--store", metavar="DIR", help="local store directory")
     export.set_defaults(handler=cmd_export)
+
+    compare = sub.add_parser(
+        "compare",
+        help="two MCP files side by side (e.g. the official plugin's and this one's); "
+        "exits 1 if something of OLD is missing from NEW",
+    )
+    compare.add_argument("old", metavar="OLD", help="DataHub's file format, e.g. official.json")
+    compare.add_argument("new", metavar="NEW", help="DataHub's file format, e.g. ours.json")
+    compare.add_argument(
+        "--fields", action="store_true", help="also list the fields that differ, per aspect"
+    )
+    compare.set_defaults(handler=cmd_compare)
 
     flush = sub.add_parser("flush", help="deliver what the outbox holds now")
     flush.add_argument(
