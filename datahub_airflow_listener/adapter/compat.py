@@ -615,9 +615,12 @@ def trigger_anchors(dag_run: Any) -> tuple[datetime, ...]:
     3.x keeps ``created_at``. 2.x has only ``queued_at`` (moved by a clear) and the logical
     date (``TriggerDagRunOperator`` sets it to the trigger time unless given one): both.
     """
-    values = vars(dag_run) if hasattr(dag_run, "__dict__") else {}
     names = ("created_at",) if is_airflow_3() else ("queued_at", "execution_date")
-    found = [values.get(name) or getattr(dag_run, name, None) for name in names]
+    if getattr(dag_run, "_sa_instance_state", None) is not None:
+        loaded = vars(dag_run)  # an ORM row: what is loaded, never a lazy load in a hook
+        found = [loaded.get(name) for name in names]
+    else:
+        found = [getattr(dag_run, name, None) for name in names]
     return tuple(sorted({v for v in found if isinstance(v, datetime)}))
 
 
