@@ -1,8 +1,9 @@
 """Links between runs, under the scheduler: every ``upstreamInstances`` link checked against what
 Airflow itself recorded in its metadata database.
 
-A real deployment (api-server, dag-processor, scheduler, LocalExecutor on SQLite; Airflow 2:
-scheduler and webserver) runs the DAGs of ``dags_links/``:
+A real deployment per metadata DB, SQLite and PostgreSQL (api-server, dag-processor,
+scheduler, LocalExecutor; Airflow 2: scheduler and webserver) runs the DAGs of
+``dags_links/``:
 
 * a run that assets (2.x: datasets) triggered follows the task runs that produced the events
   it consumed (``dagrun_asset_event``; map indexes kept), and those events are its inputs,
@@ -44,6 +45,7 @@ from tests.integration.dbcheck import check_against_airflow, read_airflow_run, s
 from tests.integration.expectations import dpi_urn, oracle_errors
 from tests.integration.records import Instance, Recorded
 from tests.support.fake_gms import FakeGms
+from tests.support.servers import Postgres, postgres_bin
 
 pytestmark = pytest.mark.scheduler
 
@@ -113,8 +115,8 @@ def _json(raw: Any) -> Any:
     store a value's JSON text inside the JSON column)."""
     value = raw
     for _ in range(2):
-        if isinstance(value, bytes | bytearray):
-            value = value.decode()
+        if isinstance(value, bytes | bytearray | memoryview):  # memoryview: psycopg2's bytea
+            value = bytes(value).decode()
         if not isinstance(value, str):
             return value
         try:
@@ -263,11 +265,15 @@ class Links:
         return self.wait_recorded(check)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def links(
-    migrated_home: AirflowEnv, tmp_path_factory: pytest.TempPathFactory, fake_gms: FakeGms
+    request: pytest.FixtureRequest,
+    migrated_home: AirflowEnv,
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_gms: FakeGms,
 ) -> Iterator[Links]:
-    root = tmp_path_factory.mktemp("run-links")
+    backend = request.param
+    root = tmp_path_factory.mktemp(f"run-links-{backend}")
     dags = combined_dags_folder(root / "dags", LINK_DAGS)
     out = root / "datahub-out.json"
     site, timings = root / "timing-site", root / "timings"
@@ -283,28 +289,43 @@ def links(
             "DHAL_LINK_TIMINGS": str(timings),
         },
     )
-    home = migrated_home.clone(root / "home", dags_folder=dags)
-    with home.deployment(env=env) as dep:
-        for dag_id in DAG_IDS:
-            dep.wait_for_dag(dag_id)
-            dep.unpause(dag_id)
-        state = Links(dep, out, AirflowDb(home.db_url, dep.version[0]), timings)
-        for dag_id in ("link_producer", "link_trigger_parent", "link_mapped"):
-            state.run_ids[dag_id] = dep.trigger(dag_id)
-        # the sensor starts first; the run it waits for, an hour earlier, only once it pokes
-        sensor = dep.trigger("link_sensor", logical_date=SENSOR_DATE.isoformat())
-        state.run_ids["link_sensor"] = sensor
-        dep.wait_for_task(
-            "link_sensor",
-            sensor,
-            "wait_task",
-            lambda ti: ti["state"] in ("running", "up_for_reschedule"),
-            timeout=RUN_DEADLINE,
-        )
-        state.run_ids["link_sensor_target"] = dep.trigger(
-            "link_sensor_target", logical_date=(SENSOR_DATE - timedelta(hours=1)).isoformat()
-        )
-        yield state
+    if backend == "sqlite":
+        home = migrated_home.clone(root / "home", dags_folder=dags)
+        with home.deployment(env=env) as dep:
+            yield _start(Links(dep, out, AirflowDb(home.db_url, dep.version[0]), timings))
+        return
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    pytest.importorskip("psycopg2", reason="the Airflow environment lacks psycopg2-binary")
+    with Postgres() as pg:
+        home = AirflowEnv(root / "home", dags, env={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url})
+        home.migrate()
+        with home.deployment(env=env) as dep:
+            yield _start(Links(dep, out, AirflowDb(home.db_url, dep.version[0]), timings))
+
+
+def _start(state: Links) -> Links:
+    """Every DAG parsed and unpaused, then the runs: the sensor's first, and the run it waits
+    for (an hour earlier) only once the sensor pokes."""
+    dep = state.dep
+    for dag_id in DAG_IDS:
+        dep.wait_for_dag(dag_id)
+        dep.unpause(dag_id)
+    for dag_id in ("link_producer", "link_trigger_parent", "link_mapped"):
+        state.run_ids[dag_id] = dep.trigger(dag_id)
+    sensor = dep.trigger("link_sensor", logical_date=SENSOR_DATE.isoformat())
+    state.run_ids["link_sensor"] = sensor
+    dep.wait_for_task(
+        "link_sensor",
+        sensor,
+        "wait_task",
+        lambda ti: ti["state"] in ("running", "up_for_reschedule"),
+        timeout=RUN_DEADLINE,
+    )
+    state.run_ids["link_sensor_target"] = dep.trigger(
+        "link_sensor_target", logical_date=(SENSOR_DATE - timedelta(hours=1)).isoformat()
+    )
+    return state
 
 
 def _upstream(inst: Instance) -> set[str]:
