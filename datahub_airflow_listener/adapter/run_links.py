@@ -94,7 +94,8 @@ def dag_run_links(dag_run: Any, facts: DagRunFacts, config: Any = None) -> FlowL
     found = _triggered_by(dag_run, facts)
     if found is None:
         return FlowLinks(complete=False)
-    return FlowLinks(links=RunLinks(triggered_by=found), complete=bool(found) or not operator)
+    # nothing found yet: the XCom may come just after the run (the run's end looks again)
+    return FlowLinks(links=RunLinks(triggered_by=found), complete=bool(found))
 
 
 def _consumed(facts: DagRunFacts, config: Any) -> tuple[ConsumedEvent, ...]:

@@ -180,6 +180,23 @@ def test_the_triggering_try_is_the_one_that_named_this_dag(monkeypatch: pytest.M
     )
 
 
+def test_a_run_nobody_triggered_yet_is_looked_at_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadb, "read_trigger_candidates", lambda anchors: [])
+    run = types.SimpleNamespace(
+        triggered_by="operator", created_at=T0, queued_at=T0, execution_date=T0
+    )
+    facts = DagRunFacts(dag_id="child", run_id="r", run_type="manual")
+    found = run_links.dag_run_links(run, facts)
+    assert found.links.empty
+    assert not found.complete
+    monkeypatch.setattr(
+        metadb, "read_trigger_candidates", lambda anchors: [_candidate("t", "r", "child")]
+    )
+    found = run_links.dag_run_links(run, facts)
+    assert found.complete
+    assert [r.task_id for r in found.links.triggered_by] == ["t"]
+
+
 def test_a_sole_candidate_without_rendered_fields_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     only = [_candidate("trigger", "manual__p", None)]
     assert [r.task_id for r in _triggered_by(monkeypatch, only)] == ["trigger"]
