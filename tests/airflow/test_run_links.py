@@ -17,9 +17,9 @@ import pytest
 
 from datahub_airflow_listener.adapter import compat, metadb, run_links
 from datahub_airflow_listener.adapter.logs import forget_said
-from datahub_airflow_listener.domain.links import RunRef
-from datahub_airflow_listener.domain.runs import DagRunFacts, TaskRunFacts
-from tests.airflow.conftest import AIRFLOW_3, T0
+from datahub_airflow_listener.domain.links import RunLinks, RunRef
+from datahub_airflow_listener.domain.runs import DagRunFacts, RunMapper, TaskRunFacts
+from tests.airflow.conftest import AIRFLOW_3, T0, call_hook, core_manager
 
 if AIRFLOW_3:
     from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
@@ -355,3 +355,50 @@ def test_map_indexes_not_in_hand_are_read_once(monkeypatch: pytest.MonkeyPatch) 
     assert len(links.upstream_runs(total)) == 3
     assert len(links.upstream_runs(total)) == 3
     assert reads == [["each"]]
+
+
+# -- the recorder: links sent with the run's STARTED, and again at its end when they changed ------
+
+
+def _dag_run(state: str) -> Any:
+    from airflow.models.dagrun import DagRun
+
+    run = DagRun(dag_id="child", run_id="manual__c", run_type="manual", state=state)
+    run.start_date = T0 + timedelta(minutes=1)
+    run.end_date = T0 + timedelta(minutes=2) if state == "success" else None
+    return run
+
+
+def test_a_trigger_found_only_at_the_runs_end_is_sent_then(
+    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = RunRef(dag_id="parent", run_id="manual__p", task_id="trigger")
+    answers = iter(
+        [
+            run_links.FlowLinks(complete=False),  # the XCom is not there yet
+            run_links.FlowLinks(links=RunLinks(triggered_by=[parent])),
+        ]
+    )
+    monkeypatch.setattr(run_links, "dag_run_links", lambda *_a, **_k: next(answers))
+    call_hook(core_manager(), "on_dag_run_running", dag_run=_dag_run("running"), msg="")
+    call_hook(core_manager(), "on_dag_run_success", dag_run=_dag_run("success"), msg="success")
+    mapper = RunMapper()
+    urn = mapper.dag_run_urn("child", "manual__c")
+    sent = recorder.aspects(urn, "dataProcessInstanceRelationships")
+    assert [r["upstreamInstances"] for r in sent] == [[], [mapper.ref_urn(parent)]]
+    assert next(answers, None) is None  # asked twice: at the start and at the end
+
+
+def test_links_complete_at_the_start_are_not_read_again(
+    registered: Any, recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def links(dag_run: Any, facts: DagRunFacts, config: Any = None) -> run_links.FlowLinks:
+        calls.append(facts.run_id)
+        return run_links.FlowLinks()
+
+    monkeypatch.setattr(run_links, "dag_run_links", links)
+    call_hook(core_manager(), "on_dag_run_running", dag_run=_dag_run("running"), msg="")
+    call_hook(core_manager(), "on_dag_run_success", dag_run=_dag_run("success"), msg="success")
+    assert calls == ["manual__c"]
