@@ -66,6 +66,7 @@ __all__ = [
     "get_dag_run",
     "get_task",
     "in_dag_test_process",
+    "is_orm_instance",
     "in_task_sdk_process",
     "is_airflow_3",
     "is_asset_triggered",
@@ -186,6 +187,14 @@ def ran_in_this_process(ti: Any) -> bool:
     if getattr(ti, "_sa_instance_state", None) is None:
         return in_task_sdk_process()
     return getattr(ti, "pid", None) == os.getpid()
+
+
+def is_orm_instance(obj: Any) -> bool:
+    """A SQLAlchemy-mapped object (an ORM TaskInstance / DagRun), not a task-SDK model."""
+    try:
+        return getattr(obj, "_sa_instance_state", None) is not None
+    except Exception:
+        return False
 
 
 def in_dag_test_process(dag_run: Any = None) -> bool:

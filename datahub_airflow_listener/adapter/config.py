@@ -31,6 +31,9 @@ kill_switch_file               <outbox_path>/disabled    this file existing disa
 reconcile_interval_sec         5                         how often the scheduler reads the tries
                                                          of running DAG runs (and runs ended
                                                          without a hook) from the metadata DB
+watch_process                  true                      the scheduler's recording runs in a
+                                                         process of its own (false: a thread of
+                                                         the scheduler, and its hooks)
 enable_extractors              true                      read what operators report of their
                                                          lineage (OpenLineage methods and
                                                          extractors; needs the OpenLineage
@@ -289,6 +292,7 @@ class DatahubConfig:
     kill_switch_file: str = ""
     sample_dags: SamplePolicy = attrs.field(factory=SamplePolicy)
     reconcile_interval_sec: float = 5.0
+    watch_process: bool = True
     enable_extractors: bool = True
     enable_datajob_lineage: bool = True
     extractor_timeout_sec: float = 5.0
@@ -431,6 +435,7 @@ _KNOWN_KEYS: Final = frozenset(
         "kill_switch_file",
         "sample_dags",
         "reconcile_interval_sec",
+        "watch_process",
         "enable_extractors",
         "enable_datajob_lineage",
         "extractor_timeout_sec",
@@ -489,6 +494,7 @@ def parse_config(raw: Mapping[str, str]) -> DatahubConfig:
         kill_switch_file=r.parse("kill_switch_file", "", os.path.expanduser),
         sample_dags=r.parse("sample_dags", SamplePolicy(), parse_sample_dags),
         reconcile_interval_sec=r.parse("reconcile_interval_sec", 5.0, _positive_float),
+        watch_process=r.parse("watch_process", True, _bool),
         enable_extractors=r.parse("enable_extractors", True, _bool),
         enable_datajob_lineage=r.parse("enable_datajob_lineage", True, _bool),
         extractor_timeout_sec=r.parse("extractor_timeout_sec", 5.0, _positive_float),

@@ -109,6 +109,8 @@ class RunRecorder:
         self._task_links: _Memory[tuple[RunRef, ...]] = _Memory()
         self._decide = threading.Lock()  # hooks and the watch thread decide one at a time
         self._watcher: Any = None
+        self._watch_process: Any = None  # the scheduler's watch process, when it has one
+        self._job: Any = None
         self._watcher_lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -126,12 +128,44 @@ class RunRecorder:
         runtime.prepare()
         runtime.preload()
         if _may_be_a_scheduler(component):
-            from datahub_airflow_listener.adapter.watcher import Watcher
+            self._start_watch(runtime, component)
 
+    def _start_watch(self, runtime: Runtime, job: Any) -> None:
+        """A scheduler records from the metadata database: in a process of its own
+        (:mod:`.watch_process`), or with ``watch_process = false`` (or when that process
+        cannot run) in a thread of this process, next to its hooks."""
+        with self._watcher_lock:
+            self._job = job
+            if runtime.config.watch_process and self._watch_process is None:
+                from datahub_airflow_listener.adapter.watch_process import WatchProcess
+
+                self._watch_process = WatchProcess()
+                self._watch_process.start(job)
+                return
+            if self._watcher is None or not self._watcher.alive:
+                from datahub_airflow_listener.adapter.watcher import Watcher
+
+                self._watcher = Watcher(self, runtime.config.reconcile_interval_sec)
+                self._watcher.start(job)
+
+    def _delegated(self) -> bool:
+        """A watch process records for this scheduler: its hooks leave the work to it. When
+        that process is gone (or was never needed), this process watches itself again."""
+        watch = self._watch_process
+        if watch is None:
+            return False
+        if watch.alive:
+            return True
+        self._watch_process = None
+        runtime = get_runtime(create=False)
+        if runtime is not None and self._job is not None:
             with self._watcher_lock:
                 if self._watcher is None or not self._watcher.alive:
+                    from datahub_airflow_listener.adapter.watcher import Watcher
+
                     self._watcher = Watcher(self, runtime.config.reconcile_interval_sec)
-                    self._watcher.start(component)
+                    self._watcher.start(self._job)
+        return False
 
     def stopping(self) -> None:
         runtime = get_runtime(create=False)
@@ -141,19 +175,37 @@ class RunRecorder:
     # -- DAG runs ---------------------------------------------------------------------------------
 
     def dag_run_running(self, dag_run: Any) -> None:
+        if self._delegated():
+            return
+        self.dag_run_seen(dag_run)
+
+    def dag_run_seen(self, dag_run: Any) -> None:
+        """A DAG run is running (its hook) or was seen running or ended by the watch: its
+        templates and its STARTED, once."""
         runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
         if runtime is None:
             return
         facts = extract.dag_run_facts(dag_run, base_url=runtime.base_url)
-        if facts is None or facts.start_ms is None:
+        if facts is None or facts.start_ms is None or _run_key(facts) in self._runs_started:
             return
-        mcps = _templates(runtime, getattr(dag_run, "dag", None), dag_run)
+        dag = getattr(dag_run, "dag", None)
+        if dag is None and not compat.in_dag_test_process(dag_run):
+            dag = metadb.serialized_dag(facts.dag_id)
+        mcps = _templates(runtime, dag, dag_run)
         if self._runs_started.add(_run_key(facts), facts.start_ms):
             mcps.extend(self._run_started(runtime, dag_run, facts))
         runtime.submit(mcps)
 
     def dag_run_finished(self, dag_run: Any, msg: Any = None) -> None:
+        """The run's end hook (see :meth:`dag_run_ended`)."""
+        if self._delegated():
+            return
+        self.dag_run_ended(dag_run)
+
+    def dag_run_ended(self, dag_run: Any) -> None:
         """The run's end: close every try of the run, then the run itself."""
+        if not compat.in_dag_test_process(dag_run):
+            self.dag_run_seen(dag_run)  # its templates, if nothing sent them yet
         runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
         if runtime is None:
             return
@@ -199,17 +251,25 @@ class RunRecorder:
         """A try started or ended. In its task process: what only that process knows (its
         lineage, see :meth:`_try_io`). In any other process (the scheduler after a heartbeat
         timeout, the API server after a mark): the try, transcribed from the database."""
+        ran_here = compat.ran_in_this_process(ti)
+        if not ran_here and self._delegated():
+            return
         found = self._task(ti)
         if found is None:
             return
         runtime, dag_run, task, facts = found
         mcps = self._dag_run_start_for_test(runtime, dag_run, facts.start_ms, task)
-        if compat.ran_in_this_process(ti):
-            if not compat.in_dag_test_process(dag_run):
+        if ran_here:
+            in_test = compat.in_dag_test_process(dag_run)
+            if not in_test:
                 runtime.short_lived()
             if not at_end:
                 run_links.record_sensor_target(task, ti)
             mcps.extend(self._try_io(runtime, facts, task, at_end=at_end, ti=ti))
+            if at_end and in_test and compat.is_orm_instance(ti):
+                # Airflow 2's ``dags test`` keeps no record of a try it retries (no
+                # task_instance_history row): its instance at the end hook is the record.
+                mcps.extend(self._transcript(runtime, [facts]))
         else:
             dag = getattr(task, "dag", None) if task is not None else None
             links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)

@@ -53,13 +53,23 @@ class Watcher:
         self._ended_since: datetime | None = None
         self._thread: threading.Thread | None = None
         self._job: Any = None
+        self._failures = 0
 
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, job: Any) -> None:
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    def bind(self, job: Any) -> None:
+        """Watch on behalf of this scheduler job (its id decides who leads with HA)."""
         self._job = job
+
+    def start(self, job: Any) -> None:
+        """Watch in a thread of this (scheduler) process."""
+        self.bind(job)
         self._thread = threading.Thread(
             target=self._run, name="datahub-listener-watch", daemon=True
         )
@@ -68,21 +78,24 @@ class Watcher:
     def _run(self) -> None:
         if _job_type(self._job) != "SchedulerJob":
             return  # a triggerer, a task's job...: nothing to watch there
-        failures = 0
         while True:
-            try:
-                self.look()
-                failures = 0
-            except Exception as exc:  # keep the thread alive; one line per streak of failures
-                failures += 1
-                if failures == 1:
-                    log.warning(
-                        "datahub-airflow-listener: could not read task tries from the metadata "
-                        "database (retrying every %.0f s): %s",
-                        self._interval,
-                        one_line(exc),
-                    )
+            self.step()
             time.sleep(self._interval)
+
+    def step(self) -> None:
+        """One look; a failing read costs one log line per streak of failures."""
+        try:
+            self.look()
+            self._failures = 0
+        except Exception as exc:
+            self._failures += 1
+            if self._failures == 1:
+                log.warning(
+                    "datahub-airflow-listener: could not read task tries from the metadata "
+                    "database (retrying every %.0f s): %s",
+                    self._interval,
+                    one_line(exc),
+                )
 
     def look(self) -> tuple[int, int]:
         """One look at the database; (tries read, runs closed)."""
@@ -101,12 +114,13 @@ class Watcher:
         began = datetime.now(UTC)
         activity = metadb.read_activity(self._since, ended_since=self._ended_since)
         for dag_run, rows in activity.running:
+            self._recorder.dag_run_seen(dag_run)
             self._recorder.transcribe_running(dag_run, rows)
         closed = 0
         for dag_id, run_id, end in activity.ended:
             if self._recorder.run_closed(dag_id, run_id, end):
                 continue
-            if metadb.read_dag_run(dag_id, run_id, self._recorder.dag_run_finished):
+            if metadb.read_dag_run(dag_id, run_id, self._recorder.dag_run_ended):
                 closed += 1
         self._since = self._ended_since = began - timedelta(seconds=self._margin)
         return activity.tries, closed

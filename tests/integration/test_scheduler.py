@@ -149,10 +149,14 @@ def test_cleared_run_reuses_its_instances(running: Running) -> None:
         rec = running.recorded()
         flow = rec.flow_run(dag_id, run_id)  # still exactly one instance for the run
         tasks = {t.urn: t for t in rec.task_runs(flow)}
-        done = flow.custom.get("clear_number") == "1" and all(
-            max(t.result_by_attempt(), default=0) == tries[t.custom["task_id"]]
-            and not t.open_attempts()
-            for t in tasks.values()
+        done = (
+            flow.custom.get("clear_number") == "1"
+            and not flow.open_attempts()
+            and all(
+                max(t.result_by_attempt(), default=0) == tries[t.custom["task_id"]]
+                and not t.open_attempts()
+                for t in tasks.values()
+            )
         )
         if done or time.monotonic() > deadline:
             break
