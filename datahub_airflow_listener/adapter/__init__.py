@@ -12,6 +12,7 @@ One line per module:
 * ``listener`` -- the hook implementations Airflow calls; never raise, register everywhere.
 * ``recorder`` -- what each hook does: guard, extract facts once, decide, hand over.
 * ``watcher`` -- the scheduler's watch of the metadata database (tries, runs ended unhooked).
+* ``watch_process`` -- that watch in a process of its own, started by the scheduler.
 * ``metadb`` -- reads of the metadata database that never touch Airflow's transaction.
 * ``run_links`` -- links between runs: who triggered a run, what it consumed, what a task
   run waited for or follows (read from the metadata database).
