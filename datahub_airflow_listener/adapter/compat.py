@@ -61,6 +61,7 @@ __all__ = [
     "decode_xcom_value",
     "earlier_try_state",
     "dag_run_url",
+    "dag_url",
     "enum_value",
     "get_connection",
     "get_dag_run",
@@ -80,6 +81,7 @@ __all__ = [
     "sensor_target",
     "skipped_hook_fires",
     "task_log_url",
+    "task_url",
     "to_ms",
     "to_iso",
     "trigger_anchors",
@@ -509,6 +511,39 @@ def web_base_url() -> str:
     except Exception:
         value = None
     return (value or "http://localhost:8080").rstrip("/")
+
+
+def dag_url(base_url: str | None, dag_id: str) -> str | None:
+    """Link to the DAG in the Airflow UI (3.x: ``/dags/<id>``; 2.x: its grid view)."""
+    if not base_url:
+        return None
+    base = base_url.rstrip("/")
+    if is_airflow_3():
+        return f"{base}/dags/{quote(dag_id)}"
+    return f"{base}/dags/{quote(dag_id)}/grid"
+
+
+def task_url(
+    base_url: str | None, dag_id: str, task_id: str, link: str | None = None
+) -> str | None:
+    """Link to the task in the Airflow UI, the page ``[datahub] datajob_url_link`` names.
+
+    ``tasks`` (default): 3.x ``/dags/<id>/tasks/<task>``; 2.x has no such page: its grid.
+    ``grid``: ``/dags/<id>/grid?task_id=<task>``. ``taskinstance``: 2.x's task instance list
+    (3.x has none: the task page). The same URLs the official plugin links.
+    """
+    if not base_url:
+        return None
+    base = base_url.rstrip("/")
+    dag, task = quote(dag_id), quote(task_id)
+    grid = f"{base}/dags/{dag}/grid?task_id={task}"
+    if link == "grid":
+        return grid
+    if is_airflow_3():
+        return f"{base}/dags/{dag}/tasks/{task}"
+    if link == "taskinstance":
+        return f"{base}/taskinstance/list/?flt1_dag_id_equals={dag}&_flt_3_task_id={task}"
+    return grid
 
 
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:

@@ -35,7 +35,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final
-from urllib.parse import quote
 
 import attrs
 
@@ -141,7 +140,7 @@ def task_facts(
         inlets=lineage.inlets,
         outlets=lineage.outlets,
         upstream_jobs=lineage.upstream_jobs,
-        url=task_url(base_url, dag_id, task_id, _get(config, "datajob_url_link"))
+        url=compat.task_url(base_url, dag_id, task_id, _get(config, "datajob_url_link"))
         if base_url
         else None,
         owner=_text(_get(task, "owner")),
@@ -173,7 +172,7 @@ def dag_facts(
         catchup=catchup if isinstance(catchup, bool) else None,
         max_active_runs=_int(_get(dag, "max_active_runs")),
         fileloc=relative_fileloc(dag),
-        url=dag_url(base_url, dag_id) if base_url else None,
+        url=compat.dag_url(base_url, dag_id) if base_url else None,
         owners=split_owners(_text(_get(dag, "owner"))),
         tags=sorted({str(t) for t in tags}),  # type: ignore[arg-type]  # attrs converter
         tasks=tasks,  # type: ignore[arg-type]  # attrs converter
@@ -250,39 +249,6 @@ def relative_fileloc(dag: Any) -> str | None:
         if real == folder or real.startswith(folder + os.sep):
             return os.path.relpath(real, folder)
     return fileloc
-
-
-def dag_url(base_url: str | None, dag_id: str) -> str | None:
-    """Link to the DAG in the Airflow UI (3.x: ``/dags/<id>``; 2.x: its grid view)."""
-    if not base_url:
-        return None
-    base = base_url.rstrip("/")
-    if compat.is_airflow_3():
-        return f"{base}/dags/{quote(dag_id)}"
-    return f"{base}/dags/{quote(dag_id)}/grid"
-
-
-def task_url(
-    base_url: str | None, dag_id: str, task_id: str, link: str | None = None
-) -> str | None:
-    """Link to the task in the Airflow UI, the page ``[datahub] datajob_url_link`` names.
-
-    ``tasks`` (default): 3.x ``/dags/<id>/tasks/<task>``; 2.x has no such page: its grid.
-    ``grid``: ``/dags/<id>/grid?task_id=<task>``. ``taskinstance``: 2.x's task instance list
-    (3.x has none: the task page). The same URLs the official plugin links.
-    """
-    if not base_url:
-        return None
-    base = base_url.rstrip("/")
-    dag, task = quote(dag_id), quote(task_id)
-    grid = f"{base}/dags/{dag}/grid?task_id={task}"
-    if link == "grid":
-        return grid
-    if compat.is_airflow_3():
-        return f"{base}/dags/{dag}/tasks/{task}"
-    if link == "taskinstance":
-        return f"{base}/taskinstance/list/?flt1_dag_id_equals={dag}&_flt_3_task_id={task}"
-    return grid
 
 
 def dag_version_key(dag_run: Any) -> Hashable | None:

@@ -15,8 +15,8 @@ import attrs
 import pytest
 
 from datahub_airflow_listener import entities
+from datahub_airflow_listener.adapter import compat, try_lineage
 from datahub_airflow_listener.adapter import templates as tpl
-from datahub_airflow_listener.adapter import try_lineage
 from datahub_airflow_listener.adapter.config import AllowDeny, DatahubConfig
 from datahub_airflow_listener.adapter.lineage import (
     alias_event_uris,
@@ -333,12 +333,12 @@ def test_fileloc_relative_to_the_dags_folder(
 
 def test_ui_links_follow_this_airflows_routes() -> None:
     if AIRFLOW_3:
-        assert tpl.dag_url("http://af/", "etl") == "http://af/dags/etl"
-        assert tpl.task_url("http://af", "etl", "load") == "http://af/dags/etl/tasks/load"
+        assert compat.dag_url("http://af/", "etl") == "http://af/dags/etl"
+        assert compat.task_url("http://af", "etl", "load") == "http://af/dags/etl/tasks/load"
     else:
-        assert tpl.dag_url("http://af/", "etl") == "http://af/dags/etl/grid"
-        assert tpl.task_url("http://af", "etl", "load") == "http://af/dags/etl/grid?task_id=load"
-    assert tpl.dag_url(None, "etl") is None
+        assert compat.dag_url("http://af/", "etl") == "http://af/dags/etl/grid"
+        assert compat.task_url("http://af", "etl", "load") == "http://af/dags/etl/grid?task_id=load"
+    assert compat.dag_url(None, "etl") is None
 
 
 def aspects(mcps: list[Any]) -> set[tuple[str, str]]:

@@ -78,7 +78,7 @@ def test_log_level_sets_this_packages_loggers(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize("link", ["tasks", "grid", "taskinstance"])
 def test_datajob_url_link_picks_the_page_a_datajob_links(link: str) -> None:
-    url = tpl.task_url("http://af/", "etl", "load", link)
+    url = compat.task_url("http://af/", "etl", "load", link)
     tasks, grid = "http://af/dags/etl/tasks/load", "http://af/dags/etl/grid?task_id=load"
     listing = "http://af/taskinstance/list/?flt1_dag_id_equals=etl&_flt_3_task_id=load"
     expected = {
