@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy's stacks of the scheduler, plugin on (collapsed)"
     )
+    parser.add_argument("--dump", type=Path, help="write the MCPs the GMS received (JSON)")
     args = parser.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -192,6 +193,8 @@ def main() -> None:
             f"GMS received {len(gms.accepted())} MCPs"
         )
         received = gms.accepted()
+        if args.dump is not None:
+            args.dump.write_text(json.dumps(received))
         distinct = {json.dumps(m, sort_keys=True) for m in received}
         by_aspect = collections.Counter(m["aspectName"] for m in received)
         print(f"distinct MCPs {len(distinct)}; by aspect: {dict(by_aspect.most_common())}")
