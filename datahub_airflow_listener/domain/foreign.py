@@ -22,7 +22,6 @@ renders Jinja templates with it).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -30,7 +29,7 @@ import attrs
 
 from datahub_airflow_listener.domain.encode import dumps
 from datahub_airflow_listener.domain.errors import InvalidAspectError
-from datahub_airflow_listener.domain.mcp import MetadataChangeProposal
+from datahub_airflow_listener.domain.mcp import Envelope, MetadataChangeProposal
 from datahub_airflow_listener.domain.urns import parse_urn
 
 __all__ = ["WireProposal", "map_strings", "proposals_of", "to_wire_proposal"]
@@ -40,7 +39,7 @@ _SNAPSHOT_KEY: Final = "proposedSnapshot"
 
 
 @attrs.frozen(kw_only=True)
-class WireProposal:
+class WireProposal(Envelope):
     """One UPSERT (or other change type) whose aspect is JSON another library produced."""
 
     entity_urn: str
@@ -52,61 +51,8 @@ class WireProposal:
     def aspect_dict(self) -> dict[str, Any]:
         return dict(self.aspect)
 
-    def _envelope(
-        self,
-        aspect: dict[str, Any],
-        run_id: str | None,
-        last_observed: int | None,
-        properties: Mapping[str, str] | None,
-    ) -> dict[str, Any]:
-        system: dict[str, Any] = {
-            "lastObserved": last_observed if last_observed is not None else int(time.time() * 1000),
-            "runId": run_id or "no-run-id-provided",
-        }
-        if properties:
-            system["properties"] = dict(properties)
-        return {
-            "entityType": self.entity_type,
-            "entityUrn": self.entity_urn,
-            "changeType": self.change_type,
-            "aspectName": self.aspect_name,
-            "aspect": aspect,
-            "systemMetadata": system,
-        }
-
-    def to_wire(
-        self,
-        *,
-        run_id: str | None = None,
-        last_observed: int | None = None,
-        properties: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """The Rest.li envelope, aspect as compact ASCII JSON text (like the domain's MCPs)."""
-        aspect = {"value": dumps(self.aspect), "contentType": _CONTENT_TYPE}
-        return self._envelope(aspect, run_id, last_observed, properties)
-
-    def to_wire_json(
-        self,
-        *,
-        run_id: str | None = None,
-        last_observed: int | None = None,
-        properties: Mapping[str, str] | None = None,
-    ) -> str:
-        return dumps(
-            self.to_wire(run_id=run_id, last_observed=last_observed, properties=properties)
-        )
-
-    def to_file_form(
-        self,
-        *,
-        run_id: str | None = None,
-        last_observed: int | None = None,
-        properties: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        return self._envelope({"json": self.aspect_dict()}, run_id, last_observed, properties)
-
-    def to_obj(self) -> dict[str, Any]:
-        return self.to_wire()
+    def aspect_json(self) -> str:
+        return dumps(self.aspect)
 
 
 Proposal = MetadataChangeProposal | WireProposal

@@ -26,7 +26,13 @@ from datahub_airflow_listener.domain.encode import aspect_to_json, dumps
 from datahub_airflow_listener.domain.errors import InvalidAspectError
 from datahub_airflow_listener.domain.urns import parse_urn
 
-__all__ = ["MetadataChangeProposal", "MetadataChangeProposalWrapper", "dumps", "from_wire"]
+__all__ = [
+    "Envelope",
+    "MetadataChangeProposal",
+    "MetadataChangeProposalWrapper",
+    "dumps",
+    "from_wire",
+]
 
 
 def _entity_type_of(urn: str) -> str:
@@ -46,24 +52,27 @@ def _check_aspect(instance: MetadataChangeProposal, attribute: Any, aspect: Any)
         )
 
 
-@attrs.frozen(kw_only=True)
-class MetadataChangeProposal:
-    """One UPSERT of one aspect on one entity."""
+class Envelope:
+    """The MCP envelope around one aspect, in both forms; subclasses say what the aspect is
+    (this package's :class:`MetadataChangeProposal`, or JSON another library produced)."""
 
     entity_urn: str
-    aspect: Aspect = attrs.field(validator=_check_aspect)
-    change_type: str = "UPSERT"
+    change_type: str
 
     @property
     def entity_type(self) -> str:
-        return _entity_type_of(self.entity_urn)
+        raise NotImplementedError
 
     @property
     def aspect_name(self) -> str:
-        return self.aspect.ASPECT_NAME
+        raise NotImplementedError
 
     def aspect_dict(self) -> dict[str, Any]:
-        return aspect_to_dict(self.aspect)
+        raise NotImplementedError
+
+    def aspect_json(self) -> str:
+        """The aspect as compact ASCII JSON text (the wire's ``aspect.value``)."""
+        raise NotImplementedError
 
     def _envelope(
         self,
@@ -95,8 +104,55 @@ class MetadataChangeProposal:
         properties: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The Rest.li envelope for ``ingestProposal``: JSON-ready, aspect as a JSON string."""
-        aspect = {"value": aspect_to_json(self.aspect), "contentType": "application/json"}
+        aspect = {"value": self.aspect_json(), "contentType": "application/json"}
         return self._envelope(aspect, run_id, last_observed, properties)
+
+    def to_wire_json(
+        self,
+        *,
+        run_id: str | None = None,
+        last_observed: int | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> str:
+        return dumps(
+            self.to_wire(run_id=run_id, last_observed=last_observed, properties=properties)
+        )
+
+    def to_file_form(
+        self,
+        *,
+        run_id: str | None = None,
+        last_observed: int | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The form DataHub's file source reads: ``"aspect": {"json": {...}}``."""
+        return self._envelope({"json": self.aspect_dict()}, run_id, last_observed, properties)
+
+    def to_obj(self) -> dict[str, Any]:
+        return self.to_wire()
+
+
+@attrs.frozen(kw_only=True)
+class MetadataChangeProposal(Envelope):
+    """One UPSERT of one aspect on one entity."""
+
+    entity_urn: str
+    aspect: Aspect = attrs.field(validator=_check_aspect)
+    change_type: str = "UPSERT"
+
+    @property
+    def entity_type(self) -> str:
+        return _entity_type_of(self.entity_urn)
+
+    @property
+    def aspect_name(self) -> str:
+        return self.aspect.ASPECT_NAME
+
+    def aspect_dict(self) -> dict[str, Any]:
+        return aspect_to_dict(self.aspect)
+
+    def aspect_json(self) -> str:
+        return aspect_to_json(self.aspect)
 
     def to_wire_json(
         self,
@@ -120,34 +176,21 @@ class MetadataChangeProposal:
             f'"runId":{_quote(run_id or "no-run-id-provided")}}}}}'
         )
 
-    def to_file_form(
-        self,
-        *,
-        run_id: str | None = None,
-        last_observed: int | None = None,
-        properties: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """The form DataHub's file source reads: ``"aspect": {"json": {...}}``."""
-        return self._envelope({"json": self.aspect_dict()}, run_id, last_observed, properties)
-
     # Seed-API conveniences (DataHub's MetadataChangeProposalWrapper has these names).
     @property
-    def entityUrn(self) -> str:  # noqa: N802  # the seed's camelCase name
+    def entityUrn(self) -> str:  # the seed's camelCase name
         return self.entity_urn
 
     @property
-    def aspectName(self) -> str:  # noqa: N802  # the seed's camelCase name
+    def aspectName(self) -> str:  # the seed's camelCase name
         return self.aspect_name
 
-    def to_obj(self) -> dict[str, Any]:
-        return self.to_wire()
 
-
-def MetadataChangeProposalWrapper(  # noqa: N802  # the seed's class-like factory name
+def MetadataChangeProposalWrapper(  # the seed's class-like factory name
     *,
-    entityUrn: str,  # noqa: N803  # seed names
+    entityUrn: str,  # seed names
     aspect: Aspect,
-    changeType: str = "UPSERT",  # noqa: N803  # seed names
+    changeType: str = "UPSERT",  # seed names
 ) -> MetadataChangeProposal:
     """The seed's constructor spelling for :class:`MetadataChangeProposal`."""
     return MetadataChangeProposal(entity_urn=entityUrn, aspect=aspect, change_type=changeType)
