@@ -178,19 +178,19 @@ class MetadataChangeProposal(Envelope):
 
     # Seed-API conveniences (DataHub's MetadataChangeProposalWrapper has these names).
     @property
-    def entityUrn(self) -> str:  # the seed's camelCase name
+    def entityUrn(self) -> str:  # noqa: N802  # the seed's camelCase name
         return self.entity_urn
 
     @property
-    def aspectName(self) -> str:  # the seed's camelCase name
+    def aspectName(self) -> str:  # noqa: N802  # the seed's camelCase name
         return self.aspect_name
 
 
-def MetadataChangeProposalWrapper(  # the seed's class-like factory name
+def MetadataChangeProposalWrapper(  # noqa: N802  # the seed's class-like factory name
     *,
-    entityUrn: str,  # seed names
+    entityUrn: str,  # noqa: N803  # seed names
     aspect: Aspect,
-    changeType: str = "UPSERT",  # seed names
+    changeType: str = "UPSERT",  # noqa: N803  # seed names
 ) -> MetadataChangeProposal:
     """The seed's constructor spelling for :class:`MetadataChangeProposal`."""
     return MetadataChangeProposal(entity_urn=entityUrn, aspect=aspect, change_type=changeType)
