@@ -40,8 +40,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -67,7 +67,12 @@ __all__ = [
     "get_dag_run",
     "get_task",
     "in_dag_test_process",
+    "alias_uris_from_db",
     "is_orm_instance",
+    "is_orm_try_of_this_process",
+    "relative_fileloc",
+    "runtime_outlet_events",
+    "schedule_text",
     "in_task_sdk_process",
     "is_airflow_3",
     "is_asset_triggered",
@@ -766,3 +771,144 @@ def push_xcom(ti: Any, key: str, value: Any) -> None:
     from airflow.models.xcom import BaseXCom
 
     BaseXCom.set(key=key, value=value, **ids)
+
+
+# -- DAG definitions ------------------------------------------------------------------------------
+
+
+def _attr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def schedule_text(dag: Any) -> str | None:
+    """The schedule as the scheduler's timetable summarises it (``0 0 * * *``, ``1:00:00``,
+    ``@once``, ``Asset``, ``None``), the same from an SDK DAG as from its serialized form.
+
+    Core timetables (2.x, the scheduler's SerializedDAG) have ``summary``; the 3.x task SDK's
+    do not, so they are converted to core ones first (``coerce_to_core_timetable``, 3.3+).
+    """
+    timetable = _attr(dag, "timetable")
+    summary = _attr(timetable, "summary")
+    if isinstance(summary, str):
+        return summary
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+
+        summary = _attr(coerce_to_core_timetable(timetable), "summary")
+        if isinstance(summary, str):
+            return summary
+    except Exception:
+        log.debug("no core timetable for %r", timetable, exc_info=True)
+    expression = _attr(timetable, "expression")
+    if isinstance(expression, str):
+        return expression
+    schedule = _attr(dag, "schedule")
+    if isinstance(schedule, str | timedelta):
+        return str(schedule)
+    return type(timetable).__name__ if timetable is not None else None
+
+
+@functools.cache
+def _dags_folder() -> str | None:
+    try:
+        from airflow.configuration import conf
+
+        folder = conf.get("core", "dags_folder", fallback=None)
+    except Exception:
+        return None
+    return os.path.realpath(os.path.expanduser(folder)) if folder else None
+
+
+def relative_fileloc(dag: Any) -> str | None:
+    """The DAG file relative to the dags folder (3.x bundles: to the bundle root).
+
+    Airflow's own ``relative_fileloc`` when it is relative; else ``fileloc`` made relative to
+    ``[core] dags_folder`` when it lies inside it; else ``fileloc`` as is.
+    """
+    relative = _attr(dag, "relative_fileloc")
+    if relative is not None and not os.path.isabs(str(relative)):
+        return str(relative)
+    fileloc = _attr(dag, "fileloc")
+    if not fileloc:
+        return None
+    fileloc = str(fileloc)
+    folder = _dags_folder()
+    if folder:
+        real = os.path.realpath(fileloc)
+        if real == folder or real.startswith(folder + os.sep):
+            return os.path.relpath(real, folder)
+    return fileloc
+
+
+# -- outlet events of a try (asset aliases) -------------------------------------------------------
+
+
+def runtime_outlet_events(ti: Any) -> Any:
+    """Airflow 3 task process: the outlet events the task wrote into, else None.
+
+    The runner caches the template context on the RuntimeTaskInstance (a pydantic private
+    attribute); the task's ``outlet_events`` is that context's object. Never builds a new
+    context (a new one would be empty, and building it may talk to the supervisor).
+    """
+    if getattr(ti, "_sa_instance_state", None) is not None:
+        return None  # an ORM instance: scheduler / API server / Airflow 2
+    try:
+        context = ti._cached_template_context
+    except AttributeError:
+        private = getattr(ti, "__pydantic_private__", None) or {}
+        context = private.get("_cached_template_context")
+    if not context:
+        return None
+    return context.get("outlet_events")
+
+
+def is_orm_try_of_this_process(ti: Any) -> bool:
+    """Airflow 2: the raw task process records its pid on the instance."""
+    return (
+        getattr(ti, "_sa_instance_state", None) is not None
+        and getattr(ti, "pid", None) == os.getpid()
+    )
+
+
+def alias_uris_from_db(ti: Any) -> list[str]:
+    """Airflow 2: URIs of this try's DatasetEvents that came through an alias.
+
+    The events were committed by ``_run_raw_task`` before the hook fired. Read through the
+    instance's own session when it has one (autoflush off, no commit), else through a
+    private session (:func:`.metadb.private_session`), never the scoped session the task
+    runner is still using.
+    """
+    try:
+        from airflow.models.dataset import DatasetEvent
+    except ImportError:
+        return []
+    from sqlalchemy import select
+    from sqlalchemy.orm import object_session
+
+    query = select(DatasetEvent).where(
+        DatasetEvent.source_dag_id == ti.dag_id,
+        DatasetEvent.source_task_id == ti.task_id,
+        DatasetEvent.source_run_id == ti.run_id,
+        DatasetEvent.source_map_index == ti.map_index,
+        DatasetEvent.source_aliases.any(),
+    )
+    start = getattr(ti, "start_date", None)
+    if start is not None:  # a cleared and re-run try must not report the earlier try's events
+        query = query.where(DatasetEvent.timestamp >= start)
+    query = query.order_by(DatasetEvent.id)
+    session = object_session(ti)
+    if session is not None:
+        with session.no_autoflush:
+            return _event_uris(session.scalars(query).all())
+    from datahub_airflow_listener.adapter.metadb import private_session
+
+    with private_session() as own:
+        return [] if own is None else _event_uris(own.scalars(query).all())
+
+
+def _event_uris(events: Iterable[Any]) -> list[str]:
+    uris = (getattr(getattr(e, "dataset", None), "uri", None) for e in events)
+    return list(dict.fromkeys(u for u in uris if isinstance(u, str)))

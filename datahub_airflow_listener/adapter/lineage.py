@@ -35,17 +35,16 @@ resolved from the task's own outlet events: on Airflow 3 the runner's cached tem
 context (``ti._cached_template_context["outlet_events"]``, the object the task wrote into);
 on Airflow 2 the context is gone when the hook fires, so the try's alias-sourced
 ``DatasetEvent`` rows are read through the task instance's own session (read-only, no flush,
-no commit). Version differences are the small ``_...`` functions at the end, meant for
-``compat``.
+no commit). The version differences (where the outlet events are) live in :mod:`.compat`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from datahub_airflow_listener.adapter import compat
 from datahub_airflow_listener.domain.lineage import (
     PatternLike,
     TaskLineage,
@@ -257,86 +256,15 @@ def _event_uri(event: Any) -> str | None:
 def resolved_alias_uris(ti: Any) -> tuple[list[str], str | None]:
     """(asset URIs the ending try's aliases resolved to, a problem text or None)."""
     try:
-        outlet_events = _runtime_outlet_events(ti)
+        outlet_events = compat.runtime_outlet_events(ti)
         if outlet_events is not None:
             return alias_event_uris(outlet_events), None
-        if _is_orm_try_of_this_process(ti):
-            return _alias_uris_from_db(ti), None
+        if compat.is_orm_try_of_this_process(ti):
+            return compat.alias_uris_from_db(ti), None
     except Exception as exc:
         log.debug("alias resolution failed", exc_info=True)
         return [], f"{type(exc).__name__}: {exc}"
     return [], None
-
-
-# -- version differences (candidates for compat) --------------------------------------------------
-
-
-def _runtime_outlet_events(ti: Any) -> Any:
-    """Airflow 3 task process: the outlet events the task wrote into, else None.
-
-    The runner caches the template context on the RuntimeTaskInstance (a pydantic private
-    attribute); the task's ``outlet_events`` is that context's object. Never builds a new
-    context (a new one would be empty, and building it may talk to the supervisor).
-    """
-    if getattr(ti, "_sa_instance_state", None) is not None:
-        return None  # an ORM instance: scheduler / API server / Airflow 2
-    try:
-        context = ti._cached_template_context
-    except AttributeError:
-        private = getattr(ti, "__pydantic_private__", None) or {}
-        context = private.get("_cached_template_context")
-    if not context:
-        return None
-    return context.get("outlet_events")
-
-
-def _is_orm_try_of_this_process(ti: Any) -> bool:
-    """Airflow 2: the raw task process records its pid on the instance."""
-    return (
-        getattr(ti, "_sa_instance_state", None) is not None
-        and getattr(ti, "pid", None) == os.getpid()
-    )
-
-
-def _alias_uris_from_db(ti: Any) -> list[str]:
-    """Airflow 2: URIs of this try's DatasetEvents that came through an alias.
-
-    The events were committed by ``_run_raw_task`` before the hook fired. Read through the
-    instance's own session when it has one (autoflush off, no commit), else through a
-    private session (:func:`.metadb.private_session`), never the scoped session the task
-    runner is still using.
-    """
-    try:
-        from airflow.models.dataset import DatasetEvent
-    except ImportError:
-        return []
-    from sqlalchemy import select
-    from sqlalchemy.orm import object_session
-
-    query = select(DatasetEvent).where(
-        DatasetEvent.source_dag_id == ti.dag_id,
-        DatasetEvent.source_task_id == ti.task_id,
-        DatasetEvent.source_run_id == ti.run_id,
-        DatasetEvent.source_map_index == ti.map_index,
-        DatasetEvent.source_aliases.any(),
-    )
-    start = getattr(ti, "start_date", None)
-    if start is not None:  # a cleared and re-run try must not report the earlier try's events
-        query = query.where(DatasetEvent.timestamp >= start)
-    query = query.order_by(DatasetEvent.id)
-    session = object_session(ti)
-    if session is not None:
-        with session.no_autoflush:
-            return _event_uris(session.scalars(query).all())
-    from datahub_airflow_listener.adapter.metadb import private_session
-
-    with private_session() as own:
-        return [] if own is None else _event_uris(own.scalars(query).all())
-
-
-def _event_uris(events: Iterable[Any]) -> list[str]:
-    uris = (getattr(getattr(e, "dataset", None), "uri", None) for e in events)
-    return list(dict.fromkeys(u for u in uris if isinstance(u, str)))
 
 
 # -- logging --------------------------------------------------------------------------------------

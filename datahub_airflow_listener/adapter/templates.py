@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import hashlib
 import logging
 import os
@@ -167,11 +166,11 @@ def dag_facts(
         dag_id=dag_id,
         description=_text(_get(dag, "description")),
         doc_md=_text(_get(dag, "doc_md")),
-        schedule=schedule_text(dag),
+        schedule=compat.schedule_text(dag),
         start_date=_iso(_get(dag, "start_date")),
         catchup=catchup if isinstance(catchup, bool) else None,
         max_active_runs=_int(_get(dag, "max_active_runs")),
-        fileloc=relative_fileloc(dag),
+        fileloc=compat.relative_fileloc(dag),
         url=compat.dag_url(base_url, dag_id) if base_url else None,
         owners=split_owners(_text(_get(dag, "owner"))),
         tags=sorted({str(t) for t in tags}),  # type: ignore[arg-type]  # attrs converter
@@ -186,69 +185,6 @@ def _tasks(dag: Any) -> list[Any]:
     if tasks is None:
         tasks = list((getattr(dag, "task_dict", None) or {}).values())
     return sorted(tasks, key=lambda t: str(_get(t, "task_id")))
-
-
-# -- version differences (candidates for compat) --------------------------------------------------
-
-
-def schedule_text(dag: Any) -> str | None:
-    """The schedule as the scheduler's timetable summarises it (``0 0 * * *``, ``1:00:00``,
-    ``@once``, ``Asset``, ``None``), the same from an SDK DAG as from its serialized form.
-
-    Core timetables (2.x, the scheduler's SerializedDAG) have ``summary``; the 3.x task SDK's
-    do not, so they are converted to core ones first (``coerce_to_core_timetable``, 3.3+).
-    """
-    timetable = _get(dag, "timetable")
-    summary = _get(timetable, "summary")
-    if isinstance(summary, str):
-        return summary
-    try:
-        from airflow.serialization.encoders import coerce_to_core_timetable
-
-        summary = _get(coerce_to_core_timetable(timetable), "summary")
-        if isinstance(summary, str):
-            return summary
-    except Exception:
-        log.debug("no core timetable for %r", timetable, exc_info=True)
-    expression = _get(timetable, "expression")
-    if isinstance(expression, str):
-        return expression
-    schedule = _get(dag, "schedule")
-    if isinstance(schedule, str | dt.timedelta):
-        return str(schedule)
-    return type(timetable).__name__ if timetable is not None else None
-
-
-@functools.cache
-def _dags_folder() -> str | None:
-    try:
-        from airflow.configuration import conf
-
-        folder = conf.get("core", "dags_folder", fallback=None)
-    except Exception:
-        return None
-    return os.path.realpath(os.path.expanduser(folder)) if folder else None
-
-
-def relative_fileloc(dag: Any) -> str | None:
-    """The DAG file relative to the dags folder (3.x bundles: to the bundle root).
-
-    Airflow's own ``relative_fileloc`` when it is relative; else ``fileloc`` made relative to
-    ``[core] dags_folder`` when it lies inside it; else ``fileloc`` as is.
-    """
-    relative = _get(dag, "relative_fileloc")
-    if relative is not None and not os.path.isabs(str(relative)):
-        return str(relative)
-    fileloc = _get(dag, "fileloc")
-    if not fileloc:
-        return None
-    fileloc = str(fileloc)
-    folder = _dags_folder()
-    if folder:
-        real = os.path.realpath(fileloc)
-        if real == folder or real.startswith(folder + os.sep):
-            return os.path.relpath(real, folder)
-    return fileloc
 
 
 def dag_version_key(dag_run: Any) -> Hashable | None:

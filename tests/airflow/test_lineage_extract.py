@@ -310,8 +310,8 @@ def test_schedule_text_is_the_timetable_summary(schedule: Any, text: str) -> Non
     dag_cls, *_, empty, _ = airflow_api()
     with dag_cls("s", start_date=T0, schedule=schedule) as dag:
         empty(task_id="t")
-    assert tpl.schedule_text(dag) == text
-    assert tpl.schedule_text(serialized(dag)) == text
+    assert compat.schedule_text(dag) == text
+    assert compat.schedule_text(serialized(dag)) == text
 
 
 def test_fileloc_relative_to_the_dags_folder(
@@ -321,14 +321,14 @@ def test_fileloc_relative_to_the_dags_folder(
     folder = tmp_path / "dags"
     (folder / "team").mkdir(parents=True)
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
-    tpl._dags_folder.cache_clear()
+    compat._dags_folder.cache_clear()
     try:
         dag.fileloc = str(folder / "team" / "etl.py")
-        assert tpl.relative_fileloc(dag) == "team/etl.py"
+        assert compat.relative_fileloc(dag) == "team/etl.py"
         dag.fileloc = "/elsewhere/etl.py"
-        assert tpl.relative_fileloc(dag) == "/elsewhere/etl.py"
+        assert compat.relative_fileloc(dag) == "/elsewhere/etl.py"
     finally:
-        tpl._dags_folder.cache_clear()
+        compat._dags_folder.cache_clear()
 
 
 def test_ui_links_follow_this_airflows_routes() -> None:
