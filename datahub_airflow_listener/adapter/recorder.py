@@ -176,6 +176,12 @@ class RunRecorder:
 
     def dag_run_running(self, dag_run: Any) -> None:
         if self._delegated():
+            # The run's record is the watch process's; the DAG's templates go out now, before
+            # its tasks run: sent later, they would overwrite the lineage a task's end puts on
+            # its DataJob. Unchanged templates cost a lookup (see :mod:`.templates`).
+            runtime = self._runtime(_str_attr(dag_run, "dag_id"), _str_attr(dag_run, "run_id"))
+            if runtime is not None:
+                runtime.submit(_templates(runtime, getattr(dag_run, "dag", None), dag_run))
             return
         self.dag_run_seen(dag_run)
 
@@ -269,7 +275,9 @@ class RunRecorder:
             if at_end and in_test and compat.is_orm_instance(ti):
                 # Airflow 2's ``dags test`` keeps no record of a try it retries (no
                 # task_instance_history row): its instance at the end hook is the record.
-                mcps.extend(self._transcript(runtime, [facts]))
+                dag = getattr(task, "dag", None) if task is not None else None
+                links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
+                mcps.extend(self._transcript(runtime, [facts], links=links))
         else:
             dag = getattr(task, "dag", None) if task is not None else None
             links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
