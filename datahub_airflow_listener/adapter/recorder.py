@@ -136,35 +136,36 @@ class RunRecorder:
         cannot run) in a thread of this process, next to its hooks."""
         with self._watcher_lock:
             self._job = job
-            if runtime.config.watch_process and self._watch_process is None:
-                from datahub_airflow_listener.adapter.watch_process import WatchProcess
+            if runtime.config.watch_process:
+                if self._watch_process is None:
+                    from datahub_airflow_listener.adapter.watch_process import WatchProcess
 
-                self._watch_process = WatchProcess()
-                self._watch_process.start(job)
+                    self._watch_process = WatchProcess()
+                    self._watch_process.start(job)
                 return
+        self._watch_here(runtime)
+
+    def _watch_here(self, runtime: Runtime) -> None:
+        """Watch in a thread of this process (once; again if that thread died)."""
+        with self._watcher_lock:
             if self._watcher is None or not self._watcher.alive:
                 from datahub_airflow_listener.adapter.watcher import Watcher
 
                 self._watcher = Watcher(self, runtime.config.reconcile_interval_sec)
-                self._watcher.start(job)
+                self._watcher.start(self._job)
 
     def _delegated(self) -> bool:
         """A watch process records for this scheduler: its hooks leave the work to it. When
         that process is gone (or was never needed), this process watches itself again."""
         watch = self._watch_process
-        if watch is None:
+        if watch is None or os.getpid() != self._pid:  # a forked child is no scheduler
             return False
         if watch.alive:
             return True
         self._watch_process = None
         runtime = get_runtime(create=False)
         if runtime is not None and self._job is not None:
-            with self._watcher_lock:
-                if self._watcher is None or not self._watcher.alive:
-                    from datahub_airflow_listener.adapter.watcher import Watcher
-
-                    self._watcher = Watcher(self, runtime.config.reconcile_interval_sec)
-                    self._watcher.start(self._job)
+            self._watch_here(runtime)
         return False
 
     def stopping(self) -> None:
@@ -275,13 +276,9 @@ class RunRecorder:
             if at_end and in_test and compat.is_orm_instance(ti):
                 # Airflow 2's ``dags test`` keeps no record of a try it retries (no
                 # task_instance_history row): its instance at the end hook is the record.
-                dag = getattr(task, "dag", None) if task is not None else None
-                links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
-                mcps.extend(self._transcript(runtime, [facts], links=links))
+                mcps.extend(self._transcript(runtime, [facts], links=_links_of(facts, task)))
         else:
-            dag = getattr(task, "dag", None) if task is not None else None
-            links = run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
-            mcps.extend(self._transcript(runtime, [facts], links=links))
+            mcps.extend(self._transcript(runtime, [facts], links=_links_of(facts, task)))
         if mcps:
             runtime.submit(mcps)
 
@@ -354,6 +351,8 @@ class RunRecorder:
         self._flow_links.clear()
         self._task_links.clear()
         self._watcher = None
+        self._watch_process = None
+        self._job = None
 
     def _task(self, ti: Any) -> tuple[Runtime, Any, Any, TaskRunFacts] | None:
         """Guard, then the runtime, the try's DAG run, its task and its facts (built once)."""
@@ -554,6 +553,12 @@ def _may_be_a_scheduler(component: Any) -> bool:
     """``on_starting`` receives a bare Job for every job (scheduler, triggerer, 2.x task
     jobs); its runner sets ``job_type`` just after."""
     return component is not None and type(component).__name__ == "Job"
+
+
+def _links_of(facts: TaskRunFacts, task: Any) -> run_links.TaskLinks:
+    """The reader of a try's links, with the DAG its task belongs to (if it has one)."""
+    dag = getattr(task, "dag", None) if task is not None else None
+    return run_links.TaskLinks(facts.dag_id, facts.run_id, dag)
 
 
 def _str_attr(obj: Any, name: str) -> str | None:
